@@ -1,0 +1,56 @@
+"""Photoshare: share photo albums with a link; visitors view and download them, resumably."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from .config import ConfigError, load_config
+from .extensions import csrf, db, limiter
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, storage, blueprints, CLI and error pages."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PHOTOSHARE_INSTANCE")
+    instance_path = os.path.abspath(instance_path) if instance_path else None
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    load_config(app, config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if app.config["PROXY_FIX_HOPS"]:
+        hops = app.config["PROXY_FIX_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+    db.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from .storage import init_storage
+
+    init_storage(app)
+
+    from . import auth, cli, errors
+    from .owner import bp as owner_bp
+    from .share import api_bp, pages_bp
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(owner_bp)
+    app.register_blueprint(pages_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API takes no cookies-only writes: shares are opened by token and password
+    errors.register_error_handlers(app)
+    cli.register(app)
+
+    @app.get("/")
+    def index() -> Response:
+        return redirect(url_for("owner.albums"))
+
+    return app
+
+
+__all__ = ["create_app", "ConfigError"]

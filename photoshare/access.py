@@ -1,0 +1,116 @@
+"""May this visitor see this share? One place for tokens, expiry, revocation, passwords and downloads.
+
+Pages and API alike call `open_share`; nothing here reads the request: callers hand over what the
+visitor supplied (a password, the access cookie).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import AppError, NotFound
+from .extensions import db
+from .models import Album, ShareLink
+
+ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
+TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters
+
+
+class ShareNotFound(NotFound):
+    message = "This share link does not exist. Check that you copied the whole address."
+
+
+class ShareGone(AppError):
+    status, error = 410, "gone"
+
+
+class PasswordRequired(AppError):
+    status, error, message = 401, "password_required", "This album is protected by a password."
+
+
+class WrongPassword(AppError):
+    status, error, message = 403, "wrong_password", "That password is not correct."
+
+
+class DownloadsDisabled(AppError):
+    status, error, message = 403, "downloads_disabled", "The owner has not allowed downloads from this link."
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def create_share_link(
+    album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True
+) -> ShareLink:
+    link = ShareLink(
+        album=album,
+        token=new_token(),
+        password_hash=generate_password_hash(password) if password else None,
+        expires_at=expires_at,
+        downloads_allowed=downloads_allowed,
+    )
+    db.session.add(link)
+    db.session.commit()
+    return link
+
+
+def find_share(token: str) -> ShareLink:
+    """The active share link for `token`; 404 when unknown, 410 when expired or revoked."""
+    link = db.session.execute(db.select(ShareLink).where(ShareLink.token == token)).scalar_one_or_none()
+    if link is None or not hmac.compare_digest(link.token, token):
+        raise ShareNotFound()
+    if link.revoked:
+        raise ShareGone("The owner has revoked this link. Ask them for a new one.", error="revoked")
+    if link.is_expired:
+        raise ShareGone("This link has expired. Ask the owner for a new one.", error="expired")
+    return link
+
+
+def open_share(token: str, *, password: str | None, cookies: Mapping[str, str], secret_key: str) -> ShareLink:
+    """The share link, once every rule allows this visitor in; raises an AppError otherwise."""
+    link = find_share(token)
+    if link.password_hash is None or cookie_grants_access(link, cookies.get(access_cookie_name(link)), secret_key):
+        return link
+    if not password:
+        raise PasswordRequired()
+    if not check_password_hash(link.password_hash, password):
+        raise WrongPassword()
+    return link
+
+
+def require_downloads(link: ShareLink) -> None:
+    if not link.downloads_allowed:
+        raise DownloadsDisabled()
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="photoshare.share-access")
+
+
+def access_cookie_name(link: ShareLink) -> str:
+    return f"share_{link.id}"
+
+
+def access_cookie_value(link: ShareLink, secret_key: str) -> str:
+    """Proof that this browser gave the right password; bound to the current password, so changing it
+    signs every visitor out."""
+    return _serializer(secret_key).dumps([link.token, (link.password_hash or "")[-16:]])
+
+
+def cookie_grants_access(link: ShareLink, cookie: str | None, secret_key: str) -> bool:
+    if not cookie:
+        return False
+    try:
+        token, fingerprint = _serializer(secret_key).loads(cookie, max_age=ACCESS_COOKIE_MAX_AGE)
+    except (BadSignature, ValueError, TypeError):
+        return False
+    return hmac.compare_digest(str(token), link.token) and hmac.compare_digest(
+        str(fingerprint), (link.password_hash or "")[-16:]
+    )

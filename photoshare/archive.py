@@ -1,0 +1,158 @@
+"""The album archive: which names go in, in which order, and the byte-stable ZIP writer.
+
+The archive is a pure function of its plan (the entries below): same plan, same bytes. That is what lets a
+phone resume a "Download all" after a dropped connection, and what keys ETags and the ZIP cache. This module
+knows nothing of Flask or of requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Callable, Iterable, Sequence
+
+# Bump when the bytes the writer produces for the same plan change: it is part of every archive digest.
+ARCHIVE_FORMAT = "zip-stored-1"
+CHUNK_SIZE = 64 * 1024
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
+UNIX_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--, for every entry
+
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+class ArchiveSourceError(RuntimeError):
+    """A photo that the archive needs could not be read (missing or unreadable file)."""
+
+    def __init__(self, entry_name: str, cause: BaseException) -> None:
+        super().__init__(f"the photo {entry_name!r} could not be read: {cause}")
+        self.entry_name = entry_name
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One photo in the archive: where to read it and how it appears inside."""
+
+    name: str
+    storage_key: str
+    size: int
+    sha256: str
+    date_time: tuple[int, int, int, int, int, int]
+
+
+def clean_filename(name: str, fallback: str = "photo") -> str:
+    """A name safe to unpack anywhere: no folders, no `..`, no leading dot, no control characters.
+
+    Unicode is kept (normalised to NFC, as macOS and Windows expect); length is capped at 200 characters.
+    """
+    name = unicodedata.normalize("NFC", name)
+    name = name.replace("\\", "/").split("/")[-1]
+    name = _UNSAFE_CHARS.sub("_", name).strip().lstrip(".").strip()
+    while ".." in name:
+        name = name.replace("..", ".")
+    if not name or not name.strip("._- "):
+        name = fallback
+    stem, ext = posixpath.splitext(name)
+    if len(name) > 200:
+        name = stem[: 200 - len(ext)] + ext
+    return name
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """De-duplicate names case-insensitively: `a.jpg`, `A.JPG`, `a.jpg` → `a.jpg`, `A_1.JPG`, `a_2.jpg`.
+
+    Original names are reserved first, so a generated `IMG_1_1.jpg` never takes the name of a photo that
+    really is called `IMG_1_1.jpg`.
+    """
+    names = list(names)
+    taken = {name.casefold() for name in names}
+    seen: set[str] = set()
+    counters: dict[str, int] = {}
+    result = []
+    for name in names:
+        key = name.casefold()
+        if key not in seen:
+            seen.add(key)
+            result.append(name)
+            continue
+        stem, ext = posixpath.splitext(name)
+        n = counters.get(key, 0)
+        while True:
+            n += 1
+            candidate = f"{stem}_{n}{ext}"
+            if candidate.casefold() not in taken and candidate.casefold() not in seen:
+                break
+        counters[key] = n
+        seen.add(candidate.casefold())
+        result.append(candidate)
+    return result
+
+
+def zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
+    """The entry timestamp for `moment`, clamped to what a ZIP can carry (1980 to 2107)."""
+    stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    if stamp < ZIP_EPOCH:
+        return ZIP_EPOCH
+    return min(stamp, (2107, 12, 31, 23, 59, 58))
+
+
+def plan_archive(photos: Sequence[tuple[str, str, int, str, datetime]]) -> list[ArchiveEntry]:
+    """Entries for photos given as (original filename, storage key, size, sha256, time), in album order."""
+    names = unique_names(clean_filename(original) for original, *_ in photos)
+    return [
+        ArchiveEntry(name=name, storage_key=key, size=size, sha256=sha, date_time=zip_time(moment))
+        for name, (_original, key, size, sha, moment) in zip(names, photos)
+    ]
+
+
+def archive_digest(entries: Sequence[ArchiveEntry]) -> str:
+    """A digest that changes exactly when the archive's bytes would: the album's version."""
+    manifest = [ARCHIVE_FORMAT] + [[e.name, e.size, e.sha256, list(e.date_time)] for e in entries]
+    return hashlib.sha256(json.dumps(manifest, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def _zip_info(entry: ArchiveEntry) -> zipfile.ZipInfo:
+    """Every attribute fixed by the plan, never by the file on disk or the clock."""
+    info = zipfile.ZipInfo(entry.name, date_time=entry.date_time)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3  # unix, so the mode below means what it says
+    info.external_attr = UNIX_FILE_MODE
+    info.file_size = entry.size
+    return info
+
+
+def write_archive(
+    entries: Sequence[ArchiveEntry],
+    out: BinaryIO,
+    open_source: Callable[[str], BinaryIO],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the ZIP of `entries` to the seekable `out` and return its size.
+
+    Reads each photo through `open_source(storage_key)` in 64 KiB chunks; never holds a whole file in memory.
+    Calls `progress(bytes_of_photos_copied)` after each chunk. Raises ArchiveSourceError when a photo cannot be
+    read or has changed size; the caller owns `out` and removes it on failure.
+    """
+    copied = 0
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for entry in entries:
+            try:
+                source = open_source(entry.storage_key)
+            except OSError as exc:
+                raise ArchiveSourceError(entry.name, exc) from exc
+            with source, archive.open(_zip_info(entry), mode="w") as sink:
+                written = 0
+                while chunk := source.read(CHUNK_SIZE):
+                    sink.write(chunk)
+                    written += len(chunk)
+                    copied += len(chunk)
+                    if progress is not None:
+                        progress(copied)
+                if written != entry.size:
+                    raise ArchiveSourceError(entry.name, ValueError(f"{written} bytes on disk, {entry.size} expected"))
+    return out.tell()

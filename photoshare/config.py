@@ -1,0 +1,120 @@
+"""Every setting Photoshare reads, its default, and the environment variable that overrides it.
+
+Order of precedence (lowest first): the defaults below, `instance/config.py`, environment variables,
+then the `config` mapping handed to `create_app` (tests). Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message is one line a person can act on."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# name -> (default, parser). A default of None means "derived from the instance folder" or "off".
+SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
+    "PHOTOSHARE_ENV": ("development", str),  # "production" makes SECRET_KEY mandatory
+    "SECRET_KEY": (None, str),
+    "BASE_URL": ("http://localhost:8000", str),  # every absolute link the app prints or e-mails
+    "DATABASE_URL": (None, str),  # any SQLAlchemy URL; default sqlite in instance/
+    "UPLOAD_DIR": (None, str),  # default instance/uploads
+    "TEMP_DIR": (None, str),  # archives being built or served; default instance/tmp
+    "ZIP_CACHE_DIR": (None, str),  # prepared archives; default instance/zip-cache
+    "ZIP_CACHE_TTL_HOURS": (24, float),
+    "ZIP_CACHE_MAX_GB": (20, float),
+    "PREPARE_THRESHOLD": (100, int),  # photos above which "Download all" prepares in the background
+    "PREPARE_THRESHOLD_MB": (2048, int),  # ... or bytes above this
+    "MAX_UPLOAD_MB": (200, int),  # per request; each file is also checked
+    "THUMBNAIL_SIZE": (480, int),
+    "GALLERY_PAGE_SIZE": (60, int),
+    "PASSWORD_RATE_LIMIT": ("10 per minute", str),
+    "DOWNLOAD_ALL_RATE_LIMIT": ("60 per minute", str),
+    "RATELIMIT_ENABLED": (True, _bool),
+    "REDIS_URL": (None, str),
+    "CELERY_BROKER_URL": (None, str),
+    "STORAGE_BACKEND": ("local", str),
+    "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
+    "PROXY_FIX_HOPS": (0, int),
+    "SMTP_HOST": (None, str),
+    "SMTP_PORT": (25, int),
+    "SMTP_USER": (None, str),
+    "SMTP_PASSWORD": (None, str),
+    "SMTP_FROM": ("photoshare@localhost", str),
+    "SMTP_STARTTLS": (False, _bool),
+}
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill `app.config` from defaults, instance/config.py, the environment and `overrides`."""
+    for name, (default, _parser) in SETTINGS.items():
+        app.config[name] = default
+    app.config.from_pyfile("config.py", silent=True)
+    for name, (_default, parser) in SETTINGS.items():
+        raw = os.environ.get(name)
+        if raw is not None and raw != "":
+            try:
+                app.config[name] = parser(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r} is not a valid value ({exc})") from None
+    if overrides:
+        app.config.update(overrides)
+    _derive(app)
+
+
+def _derive(app: Flask) -> None:
+    """Settings that depend on others: paths under the instance folder, the database URL, the key."""
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    cfg = app.config
+    cfg["UPLOAD_DIR"] = str(Path(cfg["UPLOAD_DIR"] or instance / "uploads").resolve())
+    cfg["TEMP_DIR"] = str(Path(cfg["TEMP_DIR"] or instance / "tmp").resolve())
+    cfg["ZIP_CACHE_DIR"] = str(Path(cfg["ZIP_CACHE_DIR"] or instance / "zip-cache").resolve())
+    cfg["LOCK_DIR"] = str(Path(cfg.get("LOCK_DIR") or instance / "locks").resolve())
+    for key in ("UPLOAD_DIR", "TEMP_DIR", "ZIP_CACHE_DIR", "LOCK_DIR"):
+        Path(cfg[key]).mkdir(parents=True, exist_ok=True)
+
+    url = cfg.get("SQLALCHEMY_DATABASE_URI") or cfg["DATABASE_URL"]
+    if not url:
+        url = f"sqlite:///{instance / 'photoshare.sqlite3'}"
+    if url.startswith("postgres://"):  # Heroku-style URLs name a dialect SQLAlchemy 2 removed
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    cfg["SQLALCHEMY_DATABASE_URI"] = url
+    cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
+    cfg["BASE_URL"] = cfg["BASE_URL"].rstrip("/")
+    cfg["BROKER_URL"] = cfg["CELERY_BROKER_URL"] or cfg["REDIS_URL"]
+    cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or cfg["REDIS_URL"] or "memory://"
+    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = _development_secret_key(instance, cfg["PHOTOSHARE_ENV"])
+
+
+def _development_secret_key(instance: Path, env: str) -> str:
+    """In production a missing key is an error; in development one is made once and kept."""
+    if env == "production":
+        raise ConfigError("SECRET_KEY must be set when PHOTOSHARE_ENV=production (e.g. python -c 'import secrets; print(secrets.token_hex(32))')")
+    key_file = instance / "secret_key"
+    if not key_file.exists():
+        # Written under a temporary name and renamed, so that workers starting together agree on one key.
+        partial = instance / f".secret_key.{os.getpid()}"
+        partial.write_text(secrets.token_hex(32))
+        partial.chmod(0o600)
+        try:
+            os.link(partial, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+    return key_file.read_text().strip()

@@ -1,0 +1,105 @@
+"""Errors a person can read: a page in the site's look for browsers, JSON on /api/ paths, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "Bad request",
+    401: "Password required",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    410: "This link is no longer available",
+    413: "Upload too large",
+    416: "Range not satisfiable",
+    429: "Too many attempts",
+    500: "Something went wrong",
+    503: "Temporarily unavailable",
+    507: "Server storage is full",
+}
+
+
+class AppError(Exception):
+    """An error with a status, a machine-readable code and a message for people."""
+
+    status = 400
+    error = "bad_request"
+    message = "The request could not be understood."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.error = error or self.error
+        self.status = status or self.status
+        self.headers = headers or {}
+
+
+class NotFound(AppError):
+    status, error, message = 404, "not_found", "There is nothing at this address."
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def error_response(status: int, error: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    if wants_json():
+        response = jsonify({"error": error, "message": message})
+    else:
+        title = TITLES.get(status, "Error")
+        response = Response(
+            render_template("errors/page.html", status=status, title=title, message=message, error=error, **extra)
+        )
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def handle_app_error(exc: AppError) -> Response:
+        return error_response(exc.status, exc.error, exc.message, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = dict(exc.get_headers()) if status in (405, 416, 429) else {}
+        headers.pop("Content-Type", None)
+        message = _http_message(exc)
+        return error_response(status, _slug(TITLES.get(status, exc.name)), message, headers)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side. Please try again in a moment.")
+
+
+def _http_message(exc: HTTPException) -> str:
+    status = exc.code or 500
+    if status == 413:
+        return "That upload is larger than this server accepts."
+    if status == 429:
+        return "Too many attempts. Please wait a minute and try again."
+    if status == 400 and "CSRF" in (exc.description or ""):
+        return "Your session form expired. Please reload the page and try again."
+    if status == 416:
+        return "The requested byte range is outside the file."
+    return exc.description or TITLES.get(status, "Error")
+
+
+def _slug(title: str) -> str:
+    return title.lower().replace(" ", "_")

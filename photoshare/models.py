@@ -1,0 +1,111 @@
+"""The database: owners, albums, photos and the share links that open them to visitors."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what SQLite and PostgreSQL `timestamp` columns both round-trip unchanged."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    albums: Mapped[list[Album]] = relationship(back_populates="owner", cascade="all, delete-orphan")
+
+
+class Album(db.Model):
+    __tablename__ = "albums"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Digest of what the album's archive contains (names, order, contents, timestamps): it changes exactly
+    # when the "Download all" archive would change, and keys ETags and the ZIP cache.
+    version: Mapped[str] = mapped_column(String(64), default="empty")
+
+    owner: Mapped[User] = relationship(back_populates="albums")
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="album", cascade="all, delete-orphan", order_by="(Photo.position, Photo.id)"
+    )
+    share_links: Mapped[list[ShareLink]] = relationship(
+        back_populates="album", cascade="all, delete-orphan", order_by="ShareLink.created_at.desc()"
+    )
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(photo.size for photo in self.photos)
+
+
+class Photo(db.Model):
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    album_id: Mapped[int] = mapped_column(ForeignKey("albums.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    original_filename: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # chosen by the app, never the user
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    crc32: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime | None] = mapped_column(default=None)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    album: Mapped[Album] = relationship(back_populates="photos")
+
+    @property
+    def archive_time(self) -> datetime:
+        """The timestamp an archive entry carries: the photo's own time, never the time of the build."""
+        return self.taken_at or self.uploaded_at
+
+
+class ShareLink(db.Model):
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    album_id: Mapped[int] = mapped_column(ForeignKey("albums.id"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked: Mapped[bool] = mapped_column(default=False)
+    downloads_allowed: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    view_count: Mapped[int] = mapped_column(Integer, default=0)
+    download_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    album: Mapped[Album] = relationship(back_populates="share_links")
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+    @property
+    def is_active(self) -> bool:
+        return not self.revoked and not self.is_expired
+
+
+def increment(model: type[db.Model], row_id: int, column: str) -> None:
+    """Add one to a counter in the database itself, so concurrent workers never lose a count."""
+    column_attr = getattr(model, column)
+    db.session.execute(db.update(model).where(model.id == row_id).values({column_attr: column_attr + 1}))
+    db.session.commit()
+
+
+__all__ = ["User", "Album", "Photo", "ShareLink", "increment", "utcnow"]

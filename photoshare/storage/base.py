@@ -1,0 +1,34 @@
+"""The one interface through which the app reads and writes files (originals, thumbnails, archives)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class StorageError(RuntimeError):
+    """The store could not be reached or refused the operation; the request can be retried."""
+
+
+class Storage(Protocol):
+    """Keys are app-made relative paths such as `originals/3f2a….jpg`; never a user's filename."""
+
+    def save(self, key: str, source: BinaryIO) -> int:
+        """Stream `source` into the store under `key`; returns the bytes written."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable, seekable binary file; raises FileNotFoundError when the key is absent."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file on this machine's disk, for sendfile-style delivery; None on remote stores."""
+        ...

@@ -1,0 +1,187 @@
+"""Shared fixtures: an app on a temporary instance folder, test data, and a real gunicorn."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from PIL import Image
+
+from photoshare import albums, create_app
+from photoshare.access import create_share_link
+from photoshare.auth import create_user
+from photoshare.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNER_EMAIL = "owner@example.com"
+OWNER_PASSWORD = "correct horse battery"
+
+
+def make_jpeg(width: int = 64, height: int = 48, color: tuple[int, int, int] = (200, 80, 40), *,
+              taken_at: datetime | None = None, orientation: int | None = None, noise: int = 0) -> bytes:
+    """A real JPEG; `noise` bytes of random pixels make files bigger and distinct."""
+    image = Image.new("RGB", (width, height), color)
+    if noise:
+        image.putdata([tuple(os.urandom(3)) for _ in range(width * height)])
+    exif = Image.Exif()
+    if taken_at:
+        exif.get_ifd(0x8769)[36867] = taken_at.strftime("%Y:%m:%d %H:%M:%S")
+    if orientation:
+        exif[0x0112] = orientation
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def base_config(instance: Path) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": "test-secret-key",
+        "BASE_URL": "http://photoshare.test",
+    }
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    path = tmp_path / "instance"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app(instance: Path):
+    app = create_app(base_config(instance))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def owner(app):
+    with app.app_context():
+        return create_user(OWNER_EMAIL, OWNER_PASSWORD).id
+
+
+@pytest.fixture
+def make_album(app, owner) -> Callable[..., int]:
+    """make_album(files={"a.jpg": bytes, ...} or count=N, title=...) -> album id."""
+
+    def factory(files: dict[str, bytes] | list[tuple[str, bytes]] | None = None, count: int = 3,
+                title: str = "Summer holiday", owner_id: int | None = None) -> int:
+        if files is None:
+            files = [(f"IMG_{i:04d}.jpg", make_jpeg(color=(i * 40 % 256, 100, 150))) for i in range(count)]
+        items = list(files.items()) if isinstance(files, dict) else list(files)
+        with app.app_context():
+            from photoshare.models import User
+
+            album = albums.create_album(db.session.get(User, owner_id or owner), title)
+            for name, data in items:
+                albums.add_photo(album, name, io.BytesIO(data), commit=False)
+            albums.refresh_version(album)
+            return album.id
+
+    return factory
+
+
+@pytest.fixture
+def make_share(app) -> Callable[..., str]:
+    """make_share(album_id, password=None, expires_at=None, downloads_allowed=True) -> token."""
+
+    def factory(album_id: int, **kwargs: Any) -> str:
+        with app.app_context():
+            from photoshare.models import Album
+
+            return create_share_link(db.session.get(Album, album_id), **kwargs).token
+
+    return factory
+
+
+def login(client, email: str = OWNER_EMAIL, password: str = OWNER_PASSWORD):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """A real gunicorn serving `wsgi:app` on the test's instance folder."""
+
+    def __init__(self, instance: Path, env: dict[str, str] | None = None, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = instance / "gunicorn.log"
+        environment = {
+            **os.environ,
+            "PHOTOSHARE_INSTANCE": str(instance),
+            "SECRET_KEY": "test-secret-key",
+            "BASE_URL": self.url,
+            **(env or {}),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
+             "--worker-class", "gthread", "--threads", "4", "--workers", str(workers), "--timeout", "120"],
+            cwd=ROOT, env=environment, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start in 30 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def live_server(app, instance: Path) -> Iterator[LiveServer]:
+    """gunicorn on a free port, sharing the `app` fixture's database and files."""
+    server = LiveServer(instance)
+    yield server
+    server.stop()
