@@ -98,5 +98,7 @@ COMMANDS = [init_db_command, create_user_command, import_album_command, create_s
 
 
 def register(app: Flask) -> None:
-    for command in COMMANDS:
+    from .demo import demo_command
+
+    for command in [*COMMANDS, demo_command]:
         app.cli.add_command(command)

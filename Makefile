@@ -1,0 +1,38 @@
+# Photoshare: `make run` serves a demo album, `make test` runs every test. Both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+# Debian packages the tests drive for real: HTTP clients, unzip, Redis, nginx, Chromium, PostgreSQL.
+TEST_DEBS := curl wget zip unzip redis-server nginx-light aria2 chromium postgresql
+
+.PHONY: run test bench deps system-deps clean
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+deps: $(BIN)/.installed
+
+run: deps
+	$(BIN)/flask --app wsgi init-db
+	BASE_URL=$${BASE_URL:-http://localhost:$(PORT)} $(BIN)/flask --app wsgi demo
+	BASE_URL=$${BASE_URL:-http://localhost:$(PORT)} $(BIN)/gunicorn -c deploy/gunicorn.conf.py --bind 0.0.0.0:$(PORT) wsgi:app
+
+system-deps:
+	@missing=""; for pkg in $(TEST_DEBS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: system-deps deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
+
+bench: deps
+	$(BIN)/python bench/bench_downloads.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
