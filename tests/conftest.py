@@ -51,6 +51,27 @@ def base_config(instance: Path) -> dict[str, Any]:
     }
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server when PHOTOSHARE_TEST_POSTGRES=1, else None (tests use SQLite)."""
+    if os.environ.get("PHOTOSHARE_TEST_POSTGRES") != "1":
+        yield None
+        return
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_config(postgres_server) -> dict[str, Any]:
+    """Extra app config choosing the database: a fresh PostgreSQL database per test, or the default SQLite."""
+    if postgres_server is None:
+        return {}
+    return {"DATABASE_URL": postgres_server.new_database()}
+
+
 @pytest.fixture
 def instance(tmp_path: Path) -> Path:
     path = tmp_path / "instance"
@@ -59,8 +80,8 @@ def instance(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(instance: Path):
-    app = create_app(base_config(instance))
+def app(instance: Path, database_config: dict[str, Any]):
+    app = create_app(base_config(instance) | database_config)
     with app.app_context():
         db.create_all()
     yield app
@@ -141,7 +162,8 @@ def free_port() -> int:
 class LiveServer:
     """A real gunicorn serving `wsgi:app` on the test's instance folder."""
 
-    def __init__(self, instance: Path, env: dict[str, str] | None = None, workers: int = 2) -> None:
+    def __init__(self, instance: Path, env: dict[str, str] | None = None, workers: int = 2,
+                 database_url: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = instance / "gunicorn.log"
@@ -150,6 +172,7 @@ class LiveServer:
             "PHOTOSHARE_INSTANCE": str(instance),
             "SECRET_KEY": "test-secret-key",
             "BASE_URL": self.url,
+            **({"DATABASE_URL": database_url} if database_url else {}),
             **(env or {}),
         }
         self.process = subprocess.Popen(
@@ -182,6 +205,6 @@ class LiveServer:
 @pytest.fixture
 def live_server(app, instance: Path) -> Iterator[LiveServer]:
     """gunicorn on a free port, sharing the `app` fixture's database and files."""
-    server = LiveServer(instance)
+    server = LiveServer(instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
     yield server
     server.stop()
