@@ -34,11 +34,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_storage(app)
 
-    from . import auth, cli, errors
+    from . import auth, cli, errors, health
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(health.bp)
     app.register_blueprint(owner_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
