@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 # Debian packages the tests drive for real: HTTP clients, unzip, Redis, nginx, Chromium, PostgreSQL.
-TEST_DEBS := curl wget zip unzip redis-server nginx-light aria2 chromium postgresql
+TEST_DEBS := curl wget zip unzip redis-server nginx-light openssl aria2 chromium postgresql
 
 .PHONY: run test bench deps system-deps clean
 
@@ -28,8 +28,14 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Run a second time against a real PostgreSQL server (started by the tests on a free port, in a temp folder):
+# the schema and its migrations, share links, and every download path with its counters and job rows.
+PG_TESTS := tests/test_migrations.py tests/test_owner_shares.py tests/test_share_pages.py \
+	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_downloads_http.py tests/test_jobs_embedded.py
+
 test: system-deps deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
+	PHOTOSHARE_TEST_POSTGRES=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 $(PG_TESTS)
 
 bench: deps
 	$(BIN)/python bench/bench_downloads.py

@@ -1,23 +1,54 @@
-"""gunicorn settings for Photoshare: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
+"""gunicorn settings for Photoshare: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`, behind nginx (deploy/nginx.conf).
 
-gthread workers: a download held open by a slow phone for ten minutes occupies one thread, not a whole
-worker, and the worker keeps its heartbeat while requests run (a sync worker would be killed after
-`timeout` seconds of one long download). Threads also share the process's archive builds.
+Worker class: gthread. A download held open by a slow phone for ten minutes occupies one thread, not a whole
+worker process, and the worker keeps its heartbeat to the arbiter while requests run: a sync worker is killed
+after `timeout` seconds without a heartbeat, i.e. in the middle of any download or archive build longer than
+that. Threads of a worker also share its archive builds. With SENDFILE_BACKEND=x-accel, nginx sends the bytes
+and a download costs a thread only for the checks (milliseconds); without it, a thread per running download.
+
+Every value can be changed with an environment variable (GUNICORN_*), e.g. in photoshare.env.
 """
 
 import multiprocessing
 import os
 
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+proc_name = "photoshare"
+wsgi_app = "wsgi:app"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", max(2, multiprocessing.cpu_count())))
-threads = int(os.environ.get("GUNICORN_THREADS", 16))
-# With gthread, `timeout` bounds a silent worker (deadlock), not a long request.
-timeout = 120
-graceful_timeout = 60  # on reload/stop, running downloads get a minute to finish
+# Processes: one per core (at least 2, so that one busy with a big archive build never stops the site).
+workers = _int("GUNICORN_WORKERS", max(2, multiprocessing.cpu_count()))
+# Threads per process: requests served at once by each. Downloads the app streams itself (no X-Accel) each
+# hold one for their whole length; raise it when many visitors download at once without nginx's X-Accel.
+threads = _int("GUNICORN_THREADS", 16)
+# With gthread, `timeout` bounds a worker that stopped answering its arbiter (deadlock), not a long request.
+timeout = _int("GUNICORN_TIMEOUT", 120)
+# On `systemctl reload` (HUP) or stop (TERM), running requests get this long to finish before the worker is
+# killed. X-Accel downloads are nginx's and never notice a restart; downloads the app streams may be cut
+# after it, and resume from where they stopped.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 60)
+# Idle keep-alive connections from nginx: longer than nginx's upstream keepalive_timeout (4 s), so gunicorn
+# never closes a connection nginx is about to reuse.
 keepalive = 5
-max_requests = 2000
-max_requests_jitter = 200
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s"'
-errorlog = "-"
+# No recycling after N requests by default: a recycled worker cuts its running downloads after
+# graceful_timeout. Set GUNICORN_MAX_REQUESTS to bound a leak should one ever appear (bench/load_test.py
+# checks worker memory and file descriptors before and after load).
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+# The heartbeat file on tmpfs: a slow or busy disk must not make the arbiter think a worker hangs.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
+# %(h)s is nginx; X-Real-IP is the visitor nginx saw. %(M)s: milliseconds the app spent on the request.
+access_log_format = '%({x-real-ip}i)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s"'
+# Which proxy to believe is the app's decision alone (PROXY_FIX_HOPS: werkzeug's ProxyFix sets the client
+# address, scheme and host from nginx's X-Forwarded-* headers). gunicorn itself takes no scheme from headers,
+# on a TCP or a unix socket alike.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, url_for
@@ -11,7 +12,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
-from .extensions import csrf, db, limiter
+from .extensions import csrf, db, limiter, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -27,6 +30,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
+    # An absolute folder: `flask db ...` and `init-db` find the revisions from any working directory.
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
 
@@ -34,7 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     init_storage(app)
 
-    from . import auth, cli, errors, health
+    from . import auth, cli, errors, health, jobs
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
@@ -46,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(api_bp)  # the API takes no cookies-only writes: shares are opened by token and password
     errors.register_error_handlers(app)
     cli.register(app)
+    jobs.init_jobs(app)  # background ZIP preparation, the ZIP cache, `flask cleanup`
 
     @app.get("/")
     def index() -> Response:

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -59,6 +60,17 @@ def create_share_link(
     db.session.add(link)
     db.session.commit()
     return link
+
+
+def share_url(token: str) -> str:
+    """The link a visitor opens, always on BASE_URL (never the host this request happened to use)."""
+    return f"{current_app.config['BASE_URL']}/s/{token}"
+
+
+def revoke_share_link(link: ShareLink) -> None:
+    """Close the link for good: visitors get 410 from now on; counters and history are kept."""
+    link.revoked = True
+    db.session.commit()
 
 
 def find_share(token: str) -> ShareLink:

@@ -48,7 +48,7 @@ def rename_album(album: Album, title: str) -> None:
 def delete_album(album: Album) -> None:
     """Remove the album, its photos' files and thumbnails, and (through the signal) its cached archives."""
     album_id, old_version = album.id, album.version
-    keys = [key for photo in album.photos for key in (photo_key(photo), thumbnail_key(photo))]
+    keys = [key for photo in album.photos for key in (photo_key(photo), thumbnail_key(photo), view_key(photo))]
     db.session.delete(album)
     db.session.commit()
     _delete_keys(keys)
@@ -106,7 +106,7 @@ def rename_photo(photo: Photo, filename: str) -> None:
 
 def delete_photo(photo: Photo) -> None:
     album = photo.album
-    keys = [photo_key(photo), thumbnail_key(photo)]
+    keys = [photo_key(photo), thumbnail_key(photo), view_key(photo)]
     album.photos.remove(photo)
     db.session.delete(photo)
     refresh_version(album)
@@ -145,6 +145,22 @@ def ensure_thumbnail(photo: Photo) -> str:
     if not storage.exists(key):
         with storage.open(photo_key(photo)) as original:
             storage.save(key, io.BytesIO(make_thumbnail(original, current_app.config["THUMBNAIL_SIZE"])))
+    return key
+
+
+def view_key(photo: Photo) -> str:
+    return f"views/{PurePosixPath(photo.stored_name).stem}.jpg"
+
+
+def ensure_view(photo: Photo) -> str:
+    """The key of the photo's large view (VIEW_SIZE on its long side), made from the original on first use.
+
+    Concurrent first requests may both render it; storage writes are atomic renames, so either copy wins whole.
+    """
+    storage, key = get_storage(), view_key(photo)
+    if not storage.exists(key):
+        with storage.open(photo_key(photo)) as original:
+            storage.save(key, io.BytesIO(make_thumbnail(original, current_app.config["VIEW_SIZE"], quality=85)))
     return key
 
 

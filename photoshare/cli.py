@@ -6,34 +6,83 @@ Bad arguments give one line on stderr and exit code 1 (2 for usage errors); neve
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import albums
-from .access import create_share_link
+from .access import create_share_link, share_url
 from .auth import create_user
 from .extensions import db
 from .images import InvalidImage
 from .models import Album, User, utcnow
+from .storage import StorageError
+from .storage.migrate import storage_migrate_command
 
 
-def share_url(token: str) -> str:
-    return f"{current_app.config['BASE_URL']}/s/{token}"
+MAX_EXPIRY_HOURS = 10 * 365 * 24  # keeps `now + hours` a real date, like the owner pages' limit
 
 
-@click.command("init-db")
+class Command(click.Command):
+    """A command whose every failure is one line on stderr: usage errors (exit 2), database and storage errors
+    (exit 1) alike, without click's usage banner and never with a traceback."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            error = click.ClickException(exc.format_message())
+            error.exit_code = exc.exit_code
+            raise error from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SQLAlchemyError as exc:
+            first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or ["unknown"])[0]
+            raise click.ClickException(
+                f"database error: {first_line} (is DATABASE_URL right, and has init-db been run?)"
+            ) from None
+        except StorageError as exc:
+            raise click.ClickException(f"storage error: {exc}") from None
+
+
+class Hours(click.ParamType):
+    """A number of hours the new link stays open: more than 0, finite, at most 10 years."""
+
+    name = "hours"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            hours = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of hours", param, ctx)
+        if not math.isfinite(hours) or not 0 < hours <= MAX_EXPIRY_HOURS:
+            self.fail(f"{value!r} must be more than 0 and at most {MAX_EXPIRY_HOURS} hours", param, ctx)
+        return hours
+
+
+@click.command("init-db", cls=Command)
+@with_appcontext
 def init_db_command() -> None:
-    """Create the database tables (safe to run again: existing data is kept)."""
-    db.create_all()
+    """Create the database or upgrade it to the latest migration (safe to run again: existing data is kept)."""
+    from .schema import upgrade_database
+
+    upgrade_database()
     click.echo("database ready")
 
 
-@click.command("create-user")
+@click.command("create-user", cls=Command)
 @click.argument("email")
 @click.option("--password", required=True, help="At least 8 characters.")
+@with_appcontext
 def create_user_command(email: str, password: str) -> None:
     """Create an owner account."""
     try:
@@ -43,11 +92,12 @@ def create_user_command(email: str, password: str) -> None:
     click.echo(f"created user {user.email}")
 
 
-@click.command("import-album")
+@click.command("import-album", cls=Command)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--title", required=True)
 @click.option("--owner", "owner_email", required=True, help="E-mail of an existing owner.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"album_id", "photos", "skipped"}.')
+@with_appcontext
 def import_album_command(directory: Path, title: str, owner_email: str, as_json: bool) -> None:
     """Import every image directly in DIRECTORY, in name order, keeping the original filenames."""
     if not directory.is_dir():
@@ -55,15 +105,20 @@ def import_album_command(directory: Path, title: str, owner_email: str, as_json:
     owner = db.session.execute(db.select(User).where(User.email == owner_email.strip().lower())).scalar_one_or_none()
     if owner is None:
         raise click.ClickException(f"no user {owner_email}; create one with create-user")
-    album = albums.create_album(owner, title)
+    try:
+        album = albums.create_album(owner, title)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     imported, skipped = 0, []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+    for path in sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: p.name):
         try:
             with path.open("rb") as source:
                 albums.add_photo(album, path.name, source, commit=False)
             imported += 1
         except InvalidImage as exc:
             skipped.append({"file": path.name, "reason": str(exc)})
+        except OSError as exc:  # unreadable (permissions, vanished): report it and go on with the rest
+            skipped.append({"file": path.name, "reason": f"cannot read the file ({exc.strerror or exc})"})
     albums.refresh_version(album)
     if as_json:
         click.echo(json.dumps({"album_id": album.id, "photos": imported, "skipped": skipped}))
@@ -73,16 +128,19 @@ def import_album_command(directory: Path, title: str, owner_email: str, as_json:
         click.echo(album.id)
 
 
-@click.command("create-share")
+@click.command("create-share", cls=Command)
 @click.argument("album_id", type=int)
 @click.option("--password", default=None, help="Visitors must enter it.")
-@click.option("--expires-in", "expires_in", type=click.FloatRange(min=0, min_open=True), default=None, help="Hours.")
+@click.option("--expires-in", "expires_in", type=Hours(), default=None, help="Hours until the link stops working.")
 @click.option("--no-downloads", is_flag=True, help="Visitors may look but not download.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
+@with_appcontext
 def create_share_command(
     album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, as_json: bool
 ) -> None:
     """Create a share link for an album and print its URL."""
+    if password is not None and not password:
+        raise click.ClickException("--password must not be empty (leave it out for a link without a password)")
     album = db.session.get(Album, album_id)
     if album is None:
         raise click.ClickException(f"no album with id {album_id}")
@@ -94,7 +152,7 @@ def create_share_command(
         click.echo(share_url(link.token))
 
 
-COMMANDS = [init_db_command, create_user_command, import_album_command, create_share_command]
+COMMANDS = [init_db_command, create_user_command, import_album_command, create_share_command, storage_migrate_command]
 
 
 def register(app: Flask) -> None:

@@ -37,13 +37,23 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PREPARE_THRESHOLD_MB": (2048, int),  # ... or bytes above this
     "MAX_UPLOAD_MB": (200, int),  # per request; each file is also checked
     "THUMBNAIL_SIZE": (480, int),
+    "VIEW_SIZE": (1600, int),  # long side of the large view a visitor opens in the gallery
     "GALLERY_PAGE_SIZE": (60, int),
     "PASSWORD_RATE_LIMIT": ("10 per minute", str),
     "DOWNLOAD_ALL_RATE_LIMIT": ("60 per minute", str),
     "RATELIMIT_ENABLED": (True, _bool),
     "REDIS_URL": (None, str),
     "CELERY_BROKER_URL": (None, str),
-    "STORAGE_BACKEND": ("local", str),
+    "STORAGE_BACKEND": ("local", str),  # local | s3 | r2 (S3 at Cloudflare's endpoint)
+    "S3_BUCKET": (None, str),
+    "S3_ACCESS_KEY": (None, str),  # unset: boto3's own chain (instance role, ~/.aws)
+    "S3_SECRET_KEY": (None, str),
+    "S3_REGION": ("us-east-1", str),  # r2 always uses "auto"
+    "S3_ENDPOINT_URL": (None, str),  # R2, MinIO and other S3-compatible stores; required for r2
+    "S3_MULTIPART_CHUNK_MB": (8, int),  # uploads above this go in parts of this size (S3's minimum is 5)
+    "SIGNED_URL_TTL_SECONDS": (3600, int),  # presigned download URLs for photos
+    "CDN_ENABLED": (False, _bool),
+    "CDN_BASE_URL": (None, str),  # e.g. https://cdn.example.com, in front of the bucket
     "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
     "PROXY_FIX_HOPS": (0, int),
     "SMTP_HOST": (None, str),
@@ -52,6 +62,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "SMTP_PASSWORD": (None, str),
     "SMTP_FROM": ("photoshare@localhost", str),
     "SMTP_STARTTLS": (False, _bool),
+    "NOTIFY_RATE_LIMIT": ("5 per hour", str),  # "e-mail me when ready" requests per client address
+    "JOB_WORKERS": (2, int),  # embedded mode (no broker): archive builds at once in each app process
+    "JOB_STALE_SECONDS": (60, int),  # a preparing job whose heartbeat is older is dead: failed, partial removed
+    "JOB_SWEEP_SECONDS": (300, int),  # how often stuck jobs and the ZIP cache are swept (beat or embedded)
 }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from .storage.base import StorageError
+
 log = logging.getLogger(__name__)
 
 TITLES = {
@@ -81,6 +83,13 @@ def register_error_handlers(app: Flask) -> None:
         headers.pop("Content-Type", None)
         message = _http_message(exc)
         return error_response(status, _slug(TITLES.get(status, exc.name)), message, headers)
+
+    @app.errorhandler(StorageError)
+    def handle_storage_error(exc: StorageError) -> Response:
+        # Nothing was committed that points at a missing object, so the visitor can simply try again.
+        log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
+        message = "Photo storage is not answering right now. Nothing was lost; please try again in a minute."
+        return error_response(503, "storage_unavailable", message, {"Retry-After": "30"})
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:

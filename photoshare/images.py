@@ -71,7 +71,7 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         return None
 
 
-def make_thumbnail(source: BinaryIO, size: int) -> bytes:
+def make_thumbnail(source: BinaryIO, size: int, *, quality: int = 82) -> bytes:
     """A JPEG no larger than `size` on its long side, EXIF orientation applied (small: a few dozen KiB)."""
     with Image.open(source) as image:
         image.draft("RGB", (size * 2, size * 2))  # JPEG decodes at a fraction of full size: much faster
@@ -83,5 +83,5 @@ def make_thumbnail(source: BinaryIO, size: int) -> bytes:
             background.paste(image, mask=image.getchannel("A"))
             image = background
         out = io.BytesIO()
-        image.save(out, "JPEG", quality=82, optimize=True, progressive=True)
+        image.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
         return out.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -101,6 +101,42 @@ class ShareLink(db.Model):
         return not self.revoked and not self.is_expired
 
 
+class DownloadJob(db.Model):
+    """One background preparation of an album version's archive; every worker and process reads it here."""
+
+    __tablename__ = "download_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: it is what visitors poll with
+    album_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: jobs outlive deleted albums
+    album_version: Mapped[str] = mapped_column(String(64))
+    # "album_id:version" while the job can still be joined (queued, processing, ready), NULL once it is over.
+    # Unique, so concurrent prepares of one album version insert exactly one row: the lock is the database's.
+    active_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | processing | ready | failed
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    archive_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(String(500), default=None)  # in a visitor's words
+    worker: Mapped[str | None] = mapped_column(String(120), default=None)  # host:pid running it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DownloadNotice(db.Model):
+    """An address to e-mail once a job's archive is ready, with the share link the visitor came through."""
+
+    __tablename__ = "download_notices"
+    __table_args__ = (UniqueConstraint("job_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    share_id: Mapped[int] = mapped_column(Integer)
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)  # set before sending: never sent twice
+
+
 def increment(model: type[db.Model], row_id: int, column: str) -> None:
     """Add one to a counter in the database itself, so concurrent workers never lose a count."""
     column_attr = getattr(model, column)
@@ -108,4 +144,4 @@ def increment(model: type[db.Model], row_id: int, column: str) -> None:
     db.session.commit()
 
 
-__all__ = ["User", "Album", "Photo", "ShareLink", "increment", "utcnow"]
+__all__ = ["User", "Album", "Photo", "ShareLink", "DownloadJob", "DownloadNotice", "increment", "utcnow"]

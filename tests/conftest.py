@@ -163,7 +163,8 @@ class LiveServer:
     """A real gunicorn serving `wsgi:app` on the test's instance folder."""
 
     def __init__(self, instance: Path, env: dict[str, str] | None = None, workers: int = 2,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, config_file: Path | None = None) -> None:
+        """`config_file` (e.g. deploy/gunicorn.conf.py) replaces the test flags: only the bind is set here."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = instance / "gunicorn.log"
@@ -175,9 +176,11 @@ class LiveServer:
             **({"DATABASE_URL": database_url} if database_url else {}),
             **(env or {}),
         }
+        flags = ["--worker-class", "gthread", "--threads", "4", "--workers", str(workers), "--timeout", "120"]
+        if config_file is not None:
+            flags = ["--config", str(config_file)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
-             "--worker-class", "gthread", "--threads", "4", "--workers", str(workers), "--timeout", "120"],
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{self.port}", *flags],
             cwd=ROOT, env=environment, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
         )
         self._wait()
@@ -208,3 +211,73 @@ def live_server(app, instance: Path) -> Iterator[LiveServer]:
     server = LiveServer(instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
     yield server
     server.stop()
+
+
+# Object storage: a real S3 HTTP endpoint on this machine (moto in server mode), reached by boto3 over HTTP.
+S3_TEST_KEYS = {"S3_ACCESS_KEY": "testing-access-key", "S3_SECRET_KEY": "testing-secret-key", "S3_REGION": "us-east-1"}
+
+
+class MotoServer:
+    """`python -m moto.server` on a free port; `env` can switch on moto's IAM checks (wrong-credential tests)."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("moto server exited at start")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("moto server did not start in 30 s")
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=S3_TEST_KEYS["S3_ACCESS_KEY"],
+                            aws_secret_access_key=S3_TEST_KEYS["S3_SECRET_KEY"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """One moto S3 server for the whole run; tests keep apart by using their own bucket (`s3_config`)."""
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_config(s3_server: MotoServer) -> dict[str, Any]:
+    """App settings for STORAGE_BACKEND=s3 on a fresh, empty bucket of the test's own."""
+    import uuid
+
+    bucket = f"photoshare-test-{uuid.uuid4().hex[:16]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    return {"STORAGE_BACKEND": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": s3_server.url, **S3_TEST_KEYS}
+
+
+@pytest.fixture
+def s3_app(instance: Path, database_config: dict[str, Any], s3_config: dict[str, Any]):
+    """Like `app`, but photos, thumbnails and archives live in the `s3_config` bucket."""
+    app = create_app(base_config(instance) | database_config | s3_config)
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()

@@ -37,3 +37,4 @@ def visitor_share(token: str) -> ShareLink:
 
 
 from . import api, pages  # noqa: E402,F401  (routes register on the blueprints above)
+from . import jobs_api, prepare  # noqa: E402,F401  (prepared downloads: API, preparing page, signed link)

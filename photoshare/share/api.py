@@ -1,5 +1,156 @@
-"""The share API: album JSON and the download endpoints."""
+"""The share API: album JSON and the download endpoints (one photo, or the whole album as a ZIP).
+
+Every route opens the share through `visitor_share` (password, expiry, revocation) under the
+`password_attempts` limiter; downloads also need the link's downloads-allowed flag.
+
+A download counts on the link when a response delivers the last byte of the file (`Delivery.finished_file`),
+checked as the server closes the body. So a full download counts once; a download resumed with `curl -C -`,
+`wget -c` or a browser counts once, on the request that completes it; a download manager's 8 parallel ranges
+count once (only one range ends at the last byte); HEADs, 304s, 416s, disconnects and the leading ranges of a
+split download never count. Counting requests that start at byte 0 would count aborted downloads instead.
+"""
 
 from __future__ import annotations
 
-from . import api_bp  # noqa: F401
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, jsonify, request, url_for
+from werkzeug.wrappers import Response
+
+from .. import accel, albums, downloads, jobs
+from ..access import require_downloads
+from ..archive import clean_filename
+from ..archive_files import archive_response
+from ..errors import AppError, NotFound
+from ..extensions import limiter
+from ..models import ShareLink, increment
+from ..storage import get_storage
+from . import api_bp, gallery, password_attempts, visitor_share
+
+# Per client address across all links: each request may build an archive. The default (config) leaves room
+# for a download manager splitting the archive into 8 ranges and resuming each a few times.
+download_all_limit = limiter.limit(
+    lambda: current_app.config["DOWNLOAD_ALL_RATE_LIMIT"], scope="download-all"
+)
+
+
+class PhotoUnavailable(AppError):
+    status, error = 500, "photo_unavailable"
+    message = "This photo's file could not be read on the server. Please let the album owner know."
+
+
+class EmptyAlbum(NotFound):
+    error, message = "empty_album", "This album has no photos to download yet."
+
+
+@api_bp.get("/<token>")
+@password_attempts
+def album(token: str) -> Response:
+    """The shared album: totals, version (changes with the archive's bytes) and every photo's download URL."""
+    link = visitor_share(token)
+    return jsonify(album_json(link, token))
+
+
+@api_bp.get("/<token>/download/<int:photo_id>")
+@password_attempts
+def download_photo(token: str, photo_id: int) -> Response:
+    """The original file under its original name, resumable (Range, If-Range), ETag from its sha256."""
+    link = visitor_share(token)
+    require_downloads(link)
+    photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
+    storage, key = get_storage(), albums.photo_key(photo)
+    try:
+        source = storage.local_path(key) or storage.open(key)
+        return downloads.serve_file(
+            source,
+            environ=request.environ,
+            download_name=photo.original_filename,
+            mimetype=photo.content_type,
+            etag=photo.sha256,
+            last_modified=photo.uploaded_at,
+            size=photo.size,
+            on_close=_count_download(link),
+        )
+    except FileNotFoundError:
+        current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
+        raise PhotoUnavailable() from None
+
+
+@api_bp.get("/<token>/download-all")
+@download_all_limit
+@password_attempts
+def download_all(token: str) -> Response:
+    """Every photo in one byte-stable ZIP, named after the album; the same version always gives the same bytes,
+    so ranges and resumes from any worker fit together."""
+    link = visitor_share(token)
+    require_downloads(link)
+    album = link.album
+    entries = albums.archive_plan(album)
+    if not entries:
+        raise EmptyAlbum()
+    if accel.enabled():  # nginx sends it from the ZIP cache, where its mtime (nginx's ETag) is kept stable
+        cached = accel.cached_archive(album, entries)
+        if cached is not None:
+            return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
+                                      on_close=_count_download(link))
+    config = current_app.config
+    return archive_response(
+        entries,
+        download_name=archive_name(album.title),
+        last_modified=album.updated_at,
+        environ=request.environ,
+        temp_dir=config["TEMP_DIR"],
+        lock_dir=config["LOCK_DIR"],
+        open_source=get_storage().open,
+        on_close=_count_download(link),
+    )
+
+
+def album_json(link: ShareLink, token: str) -> dict[str, Any]:
+    album = link.album
+    base = current_app.config["BASE_URL"]
+    photos = [
+        {
+            "id": photo.id,
+            "filename": photo.original_filename,
+            "size": photo.size,
+            "width": photo.width,
+            "height": photo.height,
+            "content_type": photo.content_type,
+            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id),
+        }
+        for photo in album.photos
+    ]
+    return {
+        "title": album.title,
+        "photo_count": len(photos),
+        "total_bytes": sum(photo["size"] for photo in photos),
+        "version": album.version,
+        "updated_at": album.updated_at.isoformat() + "Z",
+        "downloads_allowed": link.downloads_allowed,
+        "download_all_url": base + url_for("share_api.download_all", token=token),
+        "photos": photos,
+    }
+
+
+def archive_name(title: str) -> str:
+    """The album title as a file name anywhere: `Summer / Beach` → `Summer - Beach.zip`."""
+    return clean_filename(title.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"
+
+
+def _count_download(link: ShareLink) -> Callable[[downloads.Delivery], None]:
+    """A close callback adding one to the link's download count once the file's last byte went out.
+
+    It runs when the server closes the body, after the request's app context is gone: it brings its own.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    link_id = link.id
+
+    def on_close(delivery: downloads.Delivery) -> None:
+        if delivery.finished_file:
+            with app.app_context():
+                increment(ShareLink, link_id, "download_count")
+
+    return on_close
+

@@ -1,5 +1,172 @@
-"""Visitor pages: the gallery of a share link and its password gate."""
+"""Visitor pages: the gallery of a share link, its password gate, and the images the gallery shows.
+
+Every route goes through `visitor_share` (the access rules) and the `password_attempts` limiter: any route
+that reads a password (`?password=` included) is a place to guess one.
+"""
 
 from __future__ import annotations
 
-from . import pages_bp  # noqa: F401
+from collections.abc import Callable
+
+from flask import Response, current_app, redirect, render_template, request, send_file, url_for
+
+from .. import albums
+from ..access import (
+    ACCESS_COOKIE_MAX_AGE,
+    PasswordRequired,
+    WrongPassword,
+    access_cookie_name,
+    access_cookie_value,
+)
+from ..errors import NotFound, error_response, wants_json
+from ..jobs import needs_preparation
+from ..models import ShareLink, increment, utcnow
+from ..storage import get_storage
+from . import gallery, pages_bp, password_attempts, visitor_share
+
+RENDITION_MAX_AGE = 365 * 24 * 3600  # thumbnails and views are content-addressed: they never change
+PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
+
+pages_bp.add_app_template_filter(gallery.human_size, "human_size")
+pages_bp.add_app_template_filter(lambda n: f"{n:,}", "thousands")
+
+
+@pages_bp.get("/s/<token>", endpoint="gallery")
+@password_attempts
+def gallery_page(token: str) -> Response:
+    """The album as the visitor sees it: one page of tiles, totals, download buttons, the viewer."""
+    link = visitor_share(token)
+    if "password" in request.args:  # a ?password= link: keep the password out of the address bar and history
+        target = url_for("share.gallery", token=token, page=request.args.get("page", type=int))
+        return _grant_access(redirect(target, 303), link)
+    totals = gallery.album_totals(link.album_id)
+    page = gallery.photo_page(link.album_id, _page_number(), current_app.config["GALLERY_PAGE_SIZE"], totals.photo_count)
+    html = render_template(
+        "share/gallery.html",
+        link=link,
+        album=link.album,
+        totals=totals,
+        page=page,
+        download_all_url=download_all_url(token, totals),
+        expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
+        **_tile_context(link),
+    )
+    increment(ShareLink, link.id, "view_count")
+    return _grant_access(Response(html, headers=PAGE_HEADERS), link)
+
+
+@pages_bp.post("/s/<token>")
+@password_attempts
+def unlock(token: str) -> Response:
+    """The password form: the right password earns this browser a cookie for this share only."""
+    link = visitor_share(token)
+    return _grant_access(redirect(url_for("share.gallery", token=token), 303), link)
+
+
+@pages_bp.get("/s/<token>/photos")
+@password_attempts
+def photos_fragment(token: str) -> Response:
+    """The next page's tiles as an HTML fragment, for "Load more" and infinite scrolling."""
+    link = visitor_share(token)
+    totals = gallery.album_totals(link.album_id)
+    page = gallery.photo_page(link.album_id, _page_number(), current_app.config["GALLERY_PAGE_SIZE"], totals.photo_count)
+    html = render_template("share/_tiles.html", page=page, **_tile_context(link))
+    return Response(html, headers={**PAGE_HEADERS, "X-Page": str(page.number), "X-Pages": str(page.pages)})
+
+
+@pages_bp.get("/s/<token>/thumb/<int:photo_id>")
+@password_attempts
+def thumbnail(token: str, photo_id: int) -> Response:
+    """A grid thumbnail, made again from the original if it went missing."""
+    photo = gallery.share_photo(visitor_share(token), photo_id)
+    return _send_rendition(f"{photo.sha256}-t{current_app.config['THUMBNAIL_SIZE']}", lambda: albums.ensure_thumbnail(photo))
+
+
+@pages_bp.get("/s/<token>/view/<int:photo_id>")
+@password_attempts
+def view(token: str, photo_id: int) -> Response:
+    """The large view (VIEW_SIZE on its long side) the viewer shows; made on first use, then kept."""
+    photo = gallery.share_photo(visitor_share(token), photo_id)
+    return _send_rendition(f"{photo.sha256}-v{current_app.config['VIEW_SIZE']}", lambda: albums.ensure_view(photo))
+
+
+@pages_bp.errorhandler(PasswordRequired)
+@pages_bp.errorhandler(WrongPassword)
+def password_form(exc: PasswordRequired | WrongPassword) -> Response:
+    """Instead of an error page, the password form again, with the reason when a password was wrong."""
+    if wants_json():
+        return error_response(exc.status, exc.error, exc.message)
+    error = exc.message if isinstance(exc, WrongPassword) else None
+    if error is None and request.method == "POST":
+        error = "Please enter the password."
+    token = (request.view_args or {}).get("token", "")
+    html = render_template("share/password.html", token=token, error=error)
+    return Response(html, status=exc.status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
+
+
+def download_photo_url(token: str, photo_id: int) -> str:
+    return url_for("share_api.download_photo", token=token, photo_id=photo_id)
+
+
+def download_all_url(token: str, totals: gallery.AlbumTotals) -> str:
+    """The ZIP itself, or for a large album the page that prepares it with a progress bar."""
+    if needs_preparation(totals.photo_count, totals.total_bytes):
+        return url_for("share.prepare_page", token=token)
+    return url_for("share_api.download_all", token=token)
+
+
+def _tile_context(link: ShareLink) -> dict[str, object]:
+    """What the tile macro needs, for the full page and the "Load more" fragment alike."""
+    config = current_app.config
+    return {
+        "token": link.token,
+        "downloads_allowed": link.downloads_allowed,
+        "thumb_size": config["THUMBNAIL_SIZE"],
+        "view_size": config["VIEW_SIZE"],
+        "rendition_box": gallery.rendition_box,
+        "tile_ratio": gallery.tile_ratio,
+        "download_url": download_photo_url,
+    }
+
+
+def _page_number() -> int:
+    return request.args.get("page", 1, type=int) or 1
+
+
+def _grant_access(response: Response, link: ShareLink) -> Response:
+    """Give (or refresh) the signed cookie that opens this one share; a no-op for links without a password."""
+    if link.password_hash is None:
+        return response
+    response.set_cookie(
+        access_cookie_name(link),
+        access_cookie_value(link, current_app.config["SECRET_KEY"]),
+        max_age=ACCESS_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
+    return response
+
+
+def _send_rendition(etag: str, ensure: Callable[[], str]) -> Response:
+    """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag.
+
+    A browser that already has it gets 304 before storage is touched at all.
+    """
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+    else:
+        storage = get_storage()
+        try:
+            key = ensure()
+            source = storage.local_path(key) or storage.open(key)
+        except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
+            raise NotFound("This photo's file is missing.") from None
+        response = send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
+    # Private: a password-protected share's images must not sit in a shared cache, opened by the URL alone.
+    response.cache_control.no_cache = None
+    response.cache_control.private = True
+    response.cache_control.max_age = RENDITION_MAX_AGE
+    response.cache_control.immutable = True
+    return response

@@ -11,13 +11,21 @@ __all__ = ["Storage", "StorageError", "LocalStorage", "init_storage", "get_stora
 
 
 def init_storage(app: Flask) -> None:
-    backend = app.config["STORAGE_BACKEND"]
+    """Attach the configured store; a remote one is checked now, so a bad setting fails start-up in one line."""
+    backend = str(app.config["STORAGE_BACKEND"]).strip().lower()
     if backend == "local":
         app.extensions["photoshare.storage"] = LocalStorage(app.config["UPLOAD_DIR"])
         return
+    if backend in ("s3", "r2"):
+        from .s3 import S3Storage  # boto3 is imported only by deployments that use it
+
+        storage = S3Storage.from_config(app.config, backend)
+        storage.check()
+        app.extensions["photoshare.storage"] = storage
+        return
     from ..config import ConfigError
 
-    raise ConfigError(f"STORAGE_BACKEND={backend!r} is not supported (use 'local')")
+    raise ConfigError(f"STORAGE_BACKEND={backend!r} is not supported (use local, s3 or r2)")
 
 
 def get_storage() -> Storage:

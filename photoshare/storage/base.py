@@ -32,3 +32,21 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path | None:
         """The file on this machine's disk, for sendfile-style delivery; None on remote stores."""
         ...
+
+    def presigned_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        download_name: str | None = None,
+        content_type: str | None = None,
+        inline: bool = False,
+    ) -> str | None:
+        """A URL the store answers directly until it expires, naming the file `download_name`; None when the
+        app must deliver the bytes itself (local disk)."""
+        ...
+
+    def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
+        """The object's CDN address when a CDN is configured (CDN_ENABLED), else None. With `download_name`,
+        the edge sends it as the attachment's filename (rules in deploy/cdn.md)."""
+        ...

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,7 +29,9 @@ class LocalStorage:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the target and renamed: a reader never sees half a file, a failure leaves none.
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
+        # Created with 0666 less the umask (mkstemp's 0600 would hide originals from nginx's X-Accel-Redirect).
+        partial = str(target.parent / f".partial-{secrets.token_hex(8)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(source, out, CHUNK)
@@ -54,3 +56,17 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self.path(key)
+
+    def presigned_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        download_name: str | None = None,
+        content_type: str | None = None,
+        inline: bool = False,
+    ) -> str | None:
+        return None  # the app (or nginx through X-Accel) serves local files itself
+
+    def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
+        return None

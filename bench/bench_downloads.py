@@ -1,0 +1,381 @@
+"""Benchmark the download engine against plain tools doing the same work, and print ratios.
+
+    .venv/bin/python bench/bench_downloads.py                      # 500 photos of 2 to 8 MB (about 2.5 GB)
+    .venv/bin/python bench/bench_downloads.py --photos 50 --mb 2   # a quick smoke run
+
+On a generated album it measures:
+- "Download all" through gunicorn (deploy/gunicorn.conf.py: gthread workers), fetched by curl: total time and
+  time to first byte (the archive is built completely before the first byte, by design), against
+  `zip -0 -r` of the same files (the same work, written to disk) and `cat` of them (reading only);
+- the peak resident memory of the gunicorn worker while it builds and streams the archive (sampled, and the
+  kernel's high-water mark), which must not grow with the album's size;
+- single-photo Range throughput (whole-photo ranges and 64 KiB ranges over one keep-alive connection)
+  against nginx serving the same file with sendfile.
+
+Photos are small real JPEGs padded with random bytes after their end marker: photo-sized, incompressible,
+and cheap to generate. Everything runs on 127.0.0.1, in a temporary folder that is removed afterwards;
+servers are stopped whatever happens, and the whole run is bounded by --timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MB = 1024 * 1024
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=500, help="photos in the album (default 500)")
+    parser.add_argument("--min-mb", type=float, default=2, help="smallest photo in MB (default 2)")
+    parser.add_argument("--max-mb", type=float, default=8, help="largest photo in MB (default 8)")
+    parser.add_argument("--mb", type=float, help="every photo this size in MB (sets --min-mb and --max-mb)")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each timing; the median is shown")
+    parser.add_argument("--range-requests", type=int, default=300, help="64 KiB range requests per server")
+    parser.add_argument("--timeout", type=int, default=1800, help="abort the whole run after this many seconds")
+    parser.add_argument("--workdir", type=Path, help="where to generate the album (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    args = parser.parse_args()
+    if args.mb:
+        args.min_mb = args.max_mb = args.mb
+    return args
+
+
+# ---- the album ------------------------------------------------------------------------------------------
+
+
+def make_album(instance: Path, photos: int, min_mb: float, max_mb: float) -> tuple[str, int, Path]:
+    """Create the album through the app's own code; returns (share token, largest photo id, originals dir)."""
+    from PIL import Image
+
+    from photoshare import albums, create_app
+    from photoshare.access import create_share_link
+    from photoshare.auth import create_user
+    from photoshare.extensions import db
+
+    app = create_app({"INSTANCE_PATH": str(instance), "SECRET_KEY": "bench", "MAX_UPLOAD_MB": int(max_mb) + 2})
+    rng = random.Random(20240601)
+    base = io.BytesIO()
+    Image.frombytes("RGB", (640, 480), rng.randbytes(640 * 480 * 3)).save(base, "JPEG", quality=90)
+    with app.app_context():
+        db.create_all()
+        album = albums.create_album(create_user("bench@example.com", "bench password"), "Benchmark album")
+        largest = (0, None)
+        for index in range(photos):
+            size = int(rng.uniform(min_mb, max_mb) * MB)
+            data = base.getvalue() + os.urandom(max(0, size - base.tell()))
+            photo = albums.add_photo(album, f"IMG_{index:05d}.jpg", io.BytesIO(data), commit=False)
+            largest = max(largest, (size, photo), key=lambda item: item[0])
+            if index % 50 == 49:
+                print(f"  generated {index + 1}/{photos} photos", flush=True)
+        albums.refresh_version(album)
+        token = create_share_link(album).token
+        largest_id = largest[1].id
+        db.session.remove()
+        db.engine.dispose()
+    return token, largest_id, Path(app.config["UPLOAD_DIR"]) / "originals"
+
+
+# ---- servers --------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {seconds} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def start_gunicorn(instance: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PHOTOSHARE_INSTANCE": str(instance),
+        "SECRET_KEY": "bench",
+        "DOWNLOAD_ALL_RATE_LIMIT": "100000 per minute",
+        "GUNICORN_WORKERS": "1",  # one worker, so its memory is the one measured
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process)
+    return process
+
+
+def start_nginx(root: Path, workdir: Path, port: int) -> subprocess.Popen | None:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        print("nginx is not installed (apt-get install -y nginx-light): skipping the nginx comparison")
+        return None
+    prefix = workdir / "nginx"
+    prefix.mkdir(exist_ok=True)
+    user = "user root;" if os.geteuid() == 0 else ""
+    (prefix / "nginx.conf").write_text(f"""
+{user}
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush off;  # on, it holds back the end of small keep-alive responses for 40 ms
+    keepalive_requests 100000;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+""")
+    process = subprocess.Popen(
+        [nginx, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process)
+    return process
+
+
+def worker_pids(master: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(pid) for pid in children]
+
+
+def memory_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples the workers' resident memory every 20 ms while a download runs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak_kib, self._stop = pids, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    self.peak_kib = max(self.peak_kib, memory_kib(pid, "VmRSS"))
+                except OSError:
+                    pass
+            self._stop.wait(0.02)
+
+
+# ---- measurements ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    total: float
+    ttfb: float = 0.0
+    size: int = 0
+
+
+def timed(command: list[str], timeout: float, **kwargs) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, timeout=timeout, **kwargs)
+    return time.perf_counter() - started
+
+
+def curl_download(url: str, timeout: float) -> Timing:
+    result = subprocess.run(
+        ["curl", "--silent", "--show-error", "--fail", "-o", "/dev/null", "-w",
+         "%{time_starttransfer} %{time_total} %{size_download}", url],
+        check=True, capture_output=True, text=True, timeout=timeout,
+    )
+    ttfb, total, size = result.stdout.split()
+    return Timing(float(total), float(ttfb), int(float(size)))
+
+
+def range_throughput(port: int, path: str, size: int, requests: int, span: int | None) -> tuple[float, float]:
+    """(MB/s, requests/s) over one keep-alive connection: `span`-byte ranges at random offsets, or whole-file
+    ranges (`bytes=0-`) when span is None."""
+    rng = random.Random(7)
+    buffer = bytearray(size)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    moved = 0
+    started = time.perf_counter()
+    for _ in range(requests):
+        start = 0 if span is None else rng.randrange(0, size - span)
+        header = "bytes=0-" if span is None else f"bytes={start}-{start + span - 1}"
+        connection.request("GET", path, headers={"Range": header})
+        response = connection.getresponse()
+        if response.status != 206:
+            raise RuntimeError(f"{path}: {response.status} for Range {header}")
+        view = memoryview(buffer)
+        while got := response.readinto(view):
+            view = view[got:]
+            moved += got
+        response.close()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return moved / MB / elapsed, requests / elapsed
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    args = parse_args()
+
+    def give_up(*_: object) -> None:
+        raise TimeoutError(f"the benchmark ran over --timeout {args.timeout} s")
+
+    signal.signal(signal.SIGALRM, give_up)  # servers and the work folder are still cleaned up
+    signal.alarm(args.timeout)
+    for tool in ("curl", "zip", "cat"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is required")
+            return 2
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="photoshare-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as cleanup:
+        if not args.keep:
+            cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        return run(args, workdir, cleanup)
+
+
+def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
+    instance = workdir / "instance"
+    print(f"generating {args.photos} photos of {args.min_mb:g} to {args.max_mb:g} MB in {workdir} ...", flush=True)
+    token, photo_id, originals = make_album(instance, args.photos, args.min_mb, args.max_mb)
+    files = sorted(originals.iterdir())
+    album_bytes = sum(path.stat().st_size for path in files)
+    deadline = args.timeout
+
+    port = free_port()
+    gunicorn = start_gunicorn(instance, port, workdir / "gunicorn.log")
+    cleanup.callback(stop, gunicorn)
+    base = f"http://127.0.0.1:{port}/api/share/{token}"
+    subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True, timeout=deadline)  # warm cache
+    curl_download(base, 60)  # first request: imports, database connection
+    workers = worker_pids(gunicorn.pid)
+    baseline_kib = max((memory_kib(pid, "VmRSS") for pid in workers), default=0)
+
+    print(f"album: {len(files)} photos, {album_bytes / MB:,.0f} MB; {args.rounds} rounds each, medians", flush=True)
+    downloads: list[Timing] = []
+    with RssSampler(workers) as sampler:
+        for _ in range(args.rounds):
+            downloads.append(curl_download(f"{base}/download-all", deadline))
+    hwm_kib = max((memory_kib(pid, "VmHWM") for pid in workers), default=0)
+    archive_size = downloads[0].size
+    left = os.listdir(instance / "tmp")
+
+    zip_times, cat_times, cat_disk_times = [], [], []
+    out = workdir / "baseline.out"
+    for _ in range(args.rounds):
+        zip_times.append(timed(["zip", "-0", "-r", "-q", str(out), "originals"], deadline, cwd=originals.parent))
+        out.unlink()
+        cat_times.append(timed(["cat", *map(str, files)], deadline, stdout=subprocess.DEVNULL))
+        with out.open("wb") as sink:  # what building the archive costs at least: the same bytes written to disk
+            cat_disk_times.append(timed(["cat", *map(str, files)], deadline, stdout=sink))
+        out.unlink()
+
+    total = median([d.total for d in downloads])
+    ttfb = median([d.ttfb for d in downloads])
+    zip_time, cat_time, cat_disk_time = median(zip_times), median(cat_times), median(cat_disk_times)
+    archive_mb = archive_size / MB
+    print()
+    print("Download all (gunicorn, gthread, 1 worker, fetched by curl) vs the same bytes with plain tools")
+    print(f"  archive                   {archive_mb:10,.1f} MB")
+    print(f"  download-all total        {total:10.2f} s   ({archive_mb / total:,.0f} MB/s)")
+    print(f"  time to first byte        {ttfb:10.2f} s   (the archive is built before the first byte)")
+    print(f"  streaming after TTFB      {total - ttfb:10.2f} s   ({archive_mb / max(total - ttfb, 1e-9):,.0f} MB/s)")
+    print(f"  zip -0 -r                 {zip_time:10.2f} s")
+    print(f"  cat > file on disk        {cat_disk_time:10.2f} s")
+    print(f"  cat > /dev/null           {cat_time:10.2f} s")
+    print(f"  ratio download-all / zip -0 -r       {total / zip_time:6.2f}")
+    print(f"  ratio download-all / cat > file      {total / cat_disk_time:6.2f}")
+    print(f"  ratio download-all / cat > /dev/null {total / cat_time:6.2f}")
+    print(f"  worker RSS before {baseline_kib / 1024:.1f} MB, peak sampled {sampler.peak_kib / 1024:.1f} MB, "
+          f"high-water mark {hwm_kib / 1024:.1f} MB (album {album_bytes / MB:,.0f} MB)")
+    print(f"  temp files left after the downloads: {len(left)}")
+
+    nginx_port = free_port()
+    nginx = start_nginx(originals.parent, workdir, nginx_port)
+    if nginx is not None:
+        cleanup.callback(stop, nginx)
+        photo = next(path for path in files if path.stat().st_size == max(p.stat().st_size for p in files))
+        size = photo.stat().st_size
+        ours = f"/api/share/{token}/download/{photo_id}"
+        theirs = f"/originals/{photo.name}"
+        whole_requests = max(5, int(400 * MB / size))
+        print()
+        print(f"Single photo ({size / MB:.1f} MB), one keep-alive connection, vs nginx (sendfile) on the same file")
+        results = {}
+        for name, port_, path in (("photoshare", port, ours), ("nginx", nginx_port, theirs)):
+            whole = range_throughput(port_, path, size, whole_requests, None)
+            small = range_throughput(port_, path, size, args.range_requests, 64 * 1024)
+            results[name] = (whole, small)
+            print(f"  {name:10s} whole-photo ranges {whole[0]:8,.0f} MB/s   64 KiB ranges {small[1]:8,.0f} req/s")
+        (ours_whole, ours_small), (nginx_whole, nginx_small) = results["photoshare"], results["nginx"]
+        print(f"  ratio photoshare / nginx: whole-photo throughput {ours_whole[0] / nginx_whole[0]:.2f}, "
+              f"64 KiB ranges per second {ours_small[1] / nginx_small[1]:.2f}")
+    signal.alarm(0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

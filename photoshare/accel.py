@@ -1,0 +1,202 @@
+"""X-Accel-Redirect: once the app has made every check, nginx sends the file (SENDFILE_BACKEND=x-accel).
+
+nginx streams it with sendfile and answers Range, If-Range and If-None-Match itself, against its own
+validators: it drops the app's ETag and Last-Modified and makes an ETag from the file's mtime and size. So a
+file handed over must keep its mtime for as long as its bytes stay the same, also when it is written again:
+
+- originals (UPLOAD_DIR) are written once and never change;
+- cached archives (ZIP_CACHE_DIR) are rebuilt (after a sweep, by another worker): before each hand-over the
+  archive's mtime is set to a time derived from its app ETag, i.e. from the album version. Every build of a
+  version then has the same mtime and size, hence the same nginx ETag, and a resume or If-Range made against
+  one build is answered from another. A new version gets another mtime: its ETag differs, and If-Range gets
+  the whole new archive, never a mix.
+
+Temporary archives (TEMP_DIR) are never handed over: they are removed when the app's response closes, which
+with X-Accel is before nginx opens them. The internal locations here and in deploy/nginx.conf must agree.
+No `request` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from flask import current_app, has_app_context
+from werkzeug.http import http_date, parse_etags, parse_range_header
+from werkzeug.wrappers import Response
+
+from .archive import ArchiveEntry, archive_digest
+from .archive_files import open_shared
+from .downloads import Delivery, OnClose, content_disposition, normalise_range
+
+log = logging.getLogger(__name__)
+
+# (setting naming the folder, nginx's internal location, whether files there are rebuilt and need a stable mtime)
+LOCATIONS: tuple[tuple[str, str, bool], ...] = (
+    ("UPLOAD_DIR", "/_accel/uploads/", False),
+    ("ZIP_CACHE_DIR", "/_accel/zip-cache/", True),
+)
+# Stable mtimes fall in 2^28 seconds (8.5 years) from here: Last-Modified of an archive says nothing about
+# when it was built, it names the version as the ETag does.
+STABLE_EPOCH = 946684800  # 2000-01-01T00:00:00Z
+STABLE_SPAN = 1 << 28
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A file nginx will send: its internal URI and the validators nginx will compute for it."""
+
+    uri: str
+    size: int
+    mtime: int
+
+    @property
+    def nginx_etag(self) -> str:
+        """The ETag nginx sends for the file (ngx_http_set_etag: hex mtime, hex size)."""
+        return f'"{self.mtime:x}-{self.size:x}"'
+
+
+def enabled() -> bool:
+    return has_app_context() and str(current_app.config.get("SENDFILE_BACKEND") or "").strip().lower() == "x-accel"
+
+
+def handoff(source: str | os.PathLike[str] | IO[bytes], *, etag: str) -> Handoff | None:
+    """The hand-over of `source` (a path, or a file opened from one) to nginx, or None when nginx cannot
+    serve it (X-Accel off, a file outside the internal locations, a stream without a path on disk).
+
+    Sets a rebuilt file's mtime from `etag` first (see the module docstring); never reads the file.
+    """
+    if not enabled():
+        return None
+    path = _path_of(source)
+    if path is None:
+        return None
+    for setting, prefix, rebuilt in LOCATIONS:
+        root = Path(current_app.config[setting]).resolve()
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        stat = path.stat()
+        mtime = int(stat.st_mtime)
+        if rebuilt:
+            mtime = stable_mtime(etag)
+            if stat.st_mtime != mtime:
+                os.utime(path, ns=(stat.st_atime_ns, mtime * 1_000_000_000))  # the ZIP cache counts use by atime
+        return Handoff(uri=prefix + quote(relative.as_posix()), size=stat.st_size, mtime=mtime)
+    return None
+
+
+def handoff_response(
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    environ: dict[str, Any],
+    download_name: str,
+    mimetype: str,
+    etag: str,
+    on_close: OnClose | None = None,
+    as_attachment: bool = True,
+) -> Response | None:
+    """An empty response that has nginx send the file, or None when nginx cannot (see `handoff`); called by
+    downloads.serve_file after every check, with the same arguments.
+
+    Keeps what nginx keeps from it: Content-Type, Content-Disposition, Cache-Control. Closes `source` when it
+    is a file (nginx opens the path itself). `on_close` runs once when this response closes, with the
+    Delivery nginx is about to make (`expected_delivery`): nginx's sending is not observed, so a download
+    counts when the request for its last byte is handed over.
+    """
+    handed = handoff(source, etag=etag)
+    if handed is None:
+        return None
+    if not isinstance(source, (str, os.PathLike)):
+        source.close()
+    response = Response(mimetype=mimetype)
+    response.headers["X-Accel-Redirect"] = handed.uri
+    response.headers["Content-Disposition"] = content_disposition(download_name, as_attachment)
+    response.cache_control.no_cache = True
+    if on_close is not None:
+        delivery = expected_delivery(environ, handed)
+
+        def closed() -> None:
+            try:
+                on_close(delivery)
+            except Exception:  # a server calling close() must never see our bookkeeping fail
+                log.exception("download bookkeeping failed")
+
+        response.call_on_close(closed)
+    return response
+
+
+def expected_delivery(environ: dict[str, Any], handed: Handoff) -> Delivery:
+    """What nginx will answer, by its rules: 304 to a matching If-None-Match; the one range asked for when
+    If-Range (if any) matches its ETag or Last-Modified; 416 to a range it cannot satisfy; else the file."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    size = handed.size
+    whole = Delivery(method, 200, 0, size, size, True)
+    nginx_etag = handed.nginx_etag.strip('"')
+    if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(nginx_etag):
+        return Delivery(method, 304, 0, 0, size, True)
+    header, if_range = environ.get("HTTP_RANGE"), environ.get("HTTP_IF_RANGE", "").strip()
+    if not header or method != "GET" or (if_range and if_range not in (handed.nginx_etag, http_date(handed.mtime))):
+        return whole
+    normalised = normalise_range(header, size)
+    if normalised is None:
+        return whole
+    parsed = parse_range_header(normalised)
+    span = parsed.range_for_length(size) if parsed is not None else None
+    if span is None:
+        return Delivery(method, 416, 0, 0, size, False)
+    return Delivery(method, 206, span[0], span[1], size, True)
+
+
+def cached_archive(album: Any, entries: list[ArchiveEntry]) -> Any | None:
+    """The album's current archive in the ZIP cache, open and locked (jobs.cache.CachedArchive), put there now
+    when absent: built once however many requests ask (archive_files.open_shared), then hard-linked into the
+    cache, where the sweeper keeps it or lets it go like any prepared archive. None when it cannot be linked
+    (TEMP_DIR and ZIP_CACHE_DIR on two filesystems): the caller then serves it the phase 1 way."""
+    from .jobs import cache
+    from .storage import get_storage
+
+    cached = cache.open_cached(album.id, album.version)
+    if cached is not None or archive_digest(entries) != album.version:
+        return cached
+    config = current_app.config
+    shared = open_shared(entries, version=album.version, temp_dir=config["TEMP_DIR"], lock_dir=config["LOCK_DIR"],
+                         open_source=get_storage().open)
+    try:
+        os.link(shared.path, cache.archive_path(album.id, album.version))
+    except FileExistsError:
+        pass  # another worker published it first: the same bytes
+    except OSError as exc:
+        log.warning("archive of album %s not put in the ZIP cache (%s): served by the app", album.id, exc)
+        return None
+    finally:
+        shared.release()
+    return cache.open_cached(album.id, album.version)
+
+
+def stable_mtime(etag: str) -> int:
+    """A whole-second Unix time that is a pure function of `etag`: the same for every build of one version."""
+    digest = hashlib.sha256(etag.encode()).digest()
+    return STABLE_EPOCH + int.from_bytes(digest[:8], "big") % STABLE_SPAN
+
+
+def _path_of(source: str | os.PathLike[str] | IO[bytes]) -> Path | None:
+    if isinstance(source, (str, os.PathLike)):
+        name: object = source
+    else:
+        name = getattr(source, "name", None)
+        if not isinstance(name, (str, os.PathLike)):
+            return None
+        try:
+            if os.fstat(source.fileno()).st_nlink == 0:  # removed since it was opened: nginx could not open it
+                return None
+        except (OSError, ValueError):
+            return None
+    path = Path(os.fspath(name))
+    return path.resolve() if path.is_absolute() and path.is_file() else None

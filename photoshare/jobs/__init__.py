@@ -1,0 +1,100 @@
+"""Background preparation of "Download all" archives: the job, where it runs, the ZIP cache, signed links.
+
+`init_jobs(app)` picks the runner (Celery when REDIS_URL or CELERY_BROKER_URL is set, else the embedded
+pool), keeps the ZIP cache true to album changes, registers `flask cleanup`, and turns an unreachable
+broker into a 503 a visitor can read.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response
+
+from .. import albums
+from ..errors import error_response
+from ..extensions import db
+from ..models import Album
+from . import cache, store
+from .cache import CachedArchive, cached_archive
+from .runners import EXTENSION, CeleryRunner, EmbeddedRunner, get_runner
+from .service import (
+    JobNotFound,
+    JobsUnavailable,
+    JobView,
+    cached_response,
+    needs_preparation,
+    open_prepared,
+    prepare,
+    serve_archive,
+    status,
+)
+from .sweep import cleanup_command, sweep
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "init_jobs",
+    "prepare",
+    "status",
+    "open_prepared",
+    "needs_preparation",
+    "cached_archive",
+    "cached_response",
+    "serve_archive",
+    "CachedArchive",
+    "JobView",
+    "JobNotFound",
+    "JobsUnavailable",
+    "get_runner",
+    "sweep",
+]
+
+
+def init_jobs(app: Flask) -> None:
+    """Attach the job runner and the cache's listeners to `app`; starts no thread (that happens on first use)."""
+    if app.config["BROKER_URL"]:
+        from .celery_tasks import make_celery
+
+        app.extensions[EXTENSION] = CeleryRunner(app, make_celery(app))
+    else:
+        app.extensions[EXTENSION] = EmbeddedRunner(app)
+    albums.album_changed.connect(_on_album_changed)  # module-level receiver: connecting again is a no-op
+    app.cli.add_command(cleanup_command)
+    for exc_class in _broker_errors():
+        app.register_error_handler(exc_class, _broker_unavailable)
+
+
+def _on_album_changed(sender: Any, album_id: int, old_version: str, **_extra: Any) -> None:
+    """An album changed: its jobs of other versions end, its archives of other versions go."""
+    if EXTENSION not in getattr(sender, "extensions", {}):
+        return
+    album = db.session.get(Album, album_id, populate_existing=True)
+    keep = album.version if album is not None else None
+    store.retire_album(album_id, keep, store.ALBUM_CHANGED)
+    busy = cache.invalidate(album_id, keep)
+    if busy:
+        log.info("album %s changed; %d old archive(s) in use are removed by the next sweep", album_id, len(busy))
+
+
+def _broker_errors() -> list[type[BaseException]]:
+    errors: list[type[BaseException]] = []
+    try:
+        from redis.exceptions import RedisError
+
+        errors.append(RedisError)
+    except ImportError:
+        pass
+    try:
+        from kombu.exceptions import OperationalError
+
+        errors.append(OperationalError)
+    except ImportError:
+        pass
+    return errors
+
+
+def _broker_unavailable(exc: BaseException) -> Response:
+    log.error("Redis or the Celery broker is unreachable: %s", exc)
+    return error_response(503, JobsUnavailable.error, JobsUnavailable.message, {"Retry-After": "30"})

@@ -1,0 +1,209 @@
+"""What the share API and pages ask of background preparation: prepare, status, and the prepared download.
+
+Takes share links and ids, never `request`. Every read first settles the job's true state (a dead worker's
+job is failed, a swept archive's job is retired), so no visitor waits on a job that cannot finish.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from werkzeug.wrappers import Response
+
+from ..access import find_share, require_downloads
+from ..albums import EMPTY_VERSION
+from ..archive_files import archive_etag
+from ..downloads import OnClose, serve_file
+from ..errors import AppError, NotFound
+from ..extensions import db
+from ..models import Album, DownloadJob, ShareLink
+from . import cache, links, notify, store
+from .runners import get_runner
+from .sweep import fail_if_stuck, resend_if_orphaned
+
+log = logging.getLogger(__name__)
+
+
+class JobNotFound(NotFound):
+    error = "job_not_found"
+    message = "There is no such download preparation for this album. Please prepare the download again."
+
+
+class EmptyAlbum(NotFound):
+    error, message = "empty_album", "This album has no photos to download yet."
+
+
+class JobsUnavailable(AppError):
+    status, error = 503, "jobs_unavailable"
+    message = "Downloads cannot be prepared right now. Please try again in a minute."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "30"})
+
+
+@dataclass
+class JobView:
+    """A job as one share's visitor sees it: the link in it is signed for that share."""
+
+    job_id: str
+    status: str
+    progress: int
+    download_url: str | None = None
+    expires_at: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"job_id": self.job_id, "status": self.status, "progress": self.progress}
+        if self.download_url:
+            data["download_url"] = self.download_url
+            data["expires_at"] = self.expires_at
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def needs_preparation(photo_count: int, total_bytes: int) -> bool:
+    """Whether "Download all" should go through the preparing page (above PREPARE_THRESHOLD[_MB])."""
+    cfg = current_app.config
+    return photo_count > cfg["PREPARE_THRESHOLD"] or total_bytes > cfg["PREPARE_THRESHOLD_MB"] * 1024 * 1024
+
+
+def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
+    """Join the album version's job or start one; ready at once when its archive is already cached.
+
+    Raises JobsUnavailable (503) when the job cannot be handed to a worker (broker down).
+    """
+    album = link.album
+    if album.version == EMPTY_VERSION:
+        raise EmptyAlbum()
+    runner = get_runner()
+    runner.ensure_started()
+    for _attempt in range(3):
+        size = _cached_size(album.id, album.version)
+        job, created = store.create_or_join(album.id, album.version, ready_size=size)
+        if _settle(job):
+            break
+    else:
+        raise JobsUnavailable()
+    if created and job.status == store.QUEUED:
+        try:
+            runner.dispatch_build(job.id)
+        except Exception as exc:  # broker unreachable: no job may wait forever on a message never sent
+            log.error("could not queue job %s: %s", job.id, exc)
+            store.fail(job.id, JobsUnavailable.message)
+            raise JobsUnavailable() from None
+    if email and notify.add_notice(job, link, email):
+        job = store.get(job.id) or job
+        if job.status == store.READY:
+            runner.dispatch_notices(job.id)
+    return view(job, link)
+
+
+def status(link: ShareLink, job_id: str) -> JobView:
+    """The job as this share sees it; 404 for an unknown id or a job of another album."""
+    job = store.get(job_id)
+    if job is None or job.album_id != link.album_id:
+        raise JobNotFound()
+    get_runner().ensure_started()
+    _settle(job)
+    return view(store.get(job_id) or job, link)
+
+
+def view(job: DownloadJob, link: ShareLink) -> JobView:
+    result = JobView(job_id=job.id, status=job.status, progress=store.percent(job))
+    if job.status == store.READY:
+        grant = links.Grant(album_id=job.album_id, version=job.album_version, share_id=link.id)
+        result.download_url = links.url(grant)
+        result.expires_at = links.expires_at().isoformat(timespec="seconds")
+        cache.touch(cache.archive_path(job.album_id, job.album_version))
+    elif job.status == store.FAILED:
+        result.error = job.error or store.GENERIC
+    return result
+
+
+def _cached_size(album_id: int, version: str) -> int | None:
+    try:
+        return cache.archive_path(album_id, version).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _settle(job: DownloadJob) -> bool:
+    """Bring the job's stored state in line with the facts; True when it can still be joined."""
+    if job.status == store.PROCESSING and store.is_stale(job):
+        fail_if_stuck(job)
+        return False
+    if job.status == store.READY and not cache.has_archive(job.album_id, job.album_version):
+        store.retire_version(job.album_id, job.album_version, store.EXPIRED, statuses=(store.READY,))
+        return False
+    if job.status == store.QUEUED:
+        resend_if_orphaned(job)
+    return job.status != store.FAILED
+
+
+def serve_archive(
+    cached: cache.CachedArchive,
+    album: Album,
+    *,
+    environ: dict[str, Any],
+    download_name: str,
+    on_close: OnClose | None = None,
+) -> Response:
+    """A cached archive as a resumable download, validators exactly as phase 1's "Download all" (the ETag is
+    the album version's). The response owns the file and its shared lock until the server closes it."""
+    return serve_file(
+        cached.file,
+        environ=environ,
+        download_name=download_name,
+        mimetype="application/zip",
+        etag=archive_etag(album.version),
+        last_modified=album.updated_at,
+        size=cached.size,
+        on_close=on_close,
+    )
+
+
+def cached_response(
+    album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None
+) -> Response | None:
+    """For the synchronous "Download all": the cached ZIP of the album as it is now, or None to build one."""
+    cached = cache.cached_archive(album)
+    if cached is None:
+        return None
+    return serve_archive(cached, album, environ=environ, download_name=download_name, on_close=on_close)
+
+
+def open_prepared(token: str) -> tuple[ShareLink, Album, cache.CachedArchive]:
+    """The share, album and locked cached archive a signed download link names.
+
+    LinkInvalid (404) when tampered or not this album's; LinkGone (410) when older than 24 hours, when the
+    album changed since, or when the archive was swept; ShareGone (410) when the share was revoked or expired.
+    """
+    grant = links.load(token)
+    get_runner().ensure_started()  # the sweeper keeps the cache this link points into
+    share = db.session.get(ShareLink, grant.share_id)
+    if share is None:
+        raise links.LinkInvalid()
+    share = find_share(share.token)
+    require_downloads(share)
+    album = share.album
+    if album.id != grant.album_id:
+        raise links.LinkInvalid()
+    if album.version != grant.version:
+        raise links.LinkGone(
+            "The album has changed since this link was made, so it no longer matches. Prepare the download again "
+            "to get every photo as it is now.",
+            error="album_changed",
+            share_id=share.id,
+        )
+    cached = cache.open_cached(album.id, grant.version)
+    if cached is None:
+        raise links.LinkGone(
+            "This download is no longer kept on the server. Prepare it again; it only takes a moment.",
+            error="archive_expired",
+            share_id=share.id,
+        )
+    return share, album, cached

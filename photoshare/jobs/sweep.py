@@ -1,0 +1,175 @@
+"""Housekeeping for jobs and the ZIP cache: run by Celery beat, the embedded sweeper thread, and
+`flask --app wsgi cleanup`. Safe to run from several processes at once; never removes a ZIP being served.
+Also removes the synchronous "Download all" temp archives a killed worker left (`archive_files.remove_stale`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..archive_files import remove_stale
+from ..extensions import db
+from ..models import Album, DownloadJob, DownloadNotice, utcnow
+from . import cache, store
+from .runners import get_runner
+
+log = logging.getLogger(__name__)
+JOB_HISTORY = timedelta(days=7)
+LOCK_FILE_AGE = 24 * 3600
+
+
+@dataclass
+class SweepReport:
+    stuck: int = 0
+    revived: int = 0
+    expired: int = 0
+    outdated: int = 0
+    evicted: int = 0
+    in_use: int = 0
+    partials: int = 0
+    temp_files: int = 0
+    freed: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"stuck jobs failed: {self.stuck}, queued jobs re-sent: {self.revived}, "
+            f"archives removed: {self.expired} expired, {self.outdated} outdated, {self.evicted} over budget "
+            f"({self.freed / 1e6:.1f} MB), kept because in use: {self.in_use}, partial files removed: {self.partials}, "
+            f"abandoned download-all temp files removed: {self.temp_files}"
+        )
+
+
+def fail_if_stuck(job: DownloadJob) -> bool:
+    """Fail a job whose worker stopped beating and remove its partial file; True when this call did it."""
+    if not store.is_stale(job) or not store.retire_stale(job):
+        return False
+    cache.partial_path(job.id).unlink(missing_ok=True)
+    log.warning("job %s (album %s) had no heartbeat since %s: marked failed", job.id, job.album_id, job.heartbeat_at)
+    return True
+
+
+def sweep(*, revive: bool = True) -> SweepReport:
+    """One pass: stuck jobs, orphaned queued jobs (when `revive`), leftover partials, cached archives."""
+    report = SweepReport()
+    report.stuck = sum(fail_if_stuck(job) for job in store.stale_jobs())
+    if revive:
+        report.revived = _revive_waiting()
+    leftovers = cache.partials()  # listed before the live jobs are read, so a job starting now is not hit
+    live = store.processing_ids()
+    for job_id, path, _mtime in leftovers:
+        if job_id not in live:
+            path.unlink(missing_ok=True)
+            report.partials += 1
+    _sweep_archives(report)
+    report.temp_files = remove_stale(current_app.config["TEMP_DIR"], current_app.config["LOCK_DIR"])
+    _forget_old_jobs()
+    _remove_idle_lock_files()
+    if report.stuck or report.expired or report.outdated or report.evicted or report.partials or report.temp_files:
+        log.info("sweep: %s", report.summary())
+    return report
+
+
+def _revive_waiting() -> int:
+    return sum(resend_if_orphaned(job) for job in store.waiting_jobs())
+
+
+def resend_if_orphaned(job: DownloadJob) -> bool:
+    """Queued jobs nobody took for 5 heartbeat periods are sent again, once per period, by one process: the
+    broker may have lost the message, or the process holding it in its pool died. A duplicate is harmless
+    (the claim is atomic)."""
+    if not store.waiting_too_long(job) or not store.take_resend(job):
+        return False
+    try:
+        get_runner().dispatch_build(job.id)
+    except Exception as exc:  # broker down: the next pass tries again
+        log.warning("could not re-send queued job %s: %s", job.id, exc)
+        return False
+    log.info("re-sent job %s, queued since %s", job.id, job.created_at)
+    return True
+
+
+def _sweep_archives(report: SweepReport) -> None:
+    entries = cache.entries()
+    ids = {entry.album_id for entry in entries}
+    current = dict(db.session.execute(db.select(Album.id, Album.version).where(Album.id.in_(ids))).all()) if ids else {}
+    cutoff, kept = cache.expires_before(), []
+    for entry in entries:
+        if current.get(entry.album_id) != entry.version:
+            reason = "outdated"
+        elif entry.used_at < cutoff:
+            reason = "expired"
+        else:
+            kept.append(entry)
+            continue
+        if _remove(entry, report):
+            setattr(report, reason, getattr(report, reason) + 1)
+        else:
+            kept.append(entry)
+    budget = current_app.config["ZIP_CACHE_MAX_GB"] * 1024**3
+    total = sum(entry.size for entry in kept)
+    for entry in sorted(kept, key=lambda e: e.used_at):  # least recently used first
+        if total <= budget:
+            break
+        if _remove(entry, report):
+            total -= entry.size
+            report.evicted += 1
+
+
+def _remove(entry: cache.CacheEntry, report: SweepReport) -> bool:
+    freed = cache.remove_if_idle(entry.path)
+    if freed is None:
+        report.in_use += 1
+        return False
+    report.freed += freed
+    store.retire_version(entry.album_id, entry.version, store.EXPIRED, statuses=(store.READY,))
+    return True
+
+
+def _forget_old_jobs() -> None:
+    cutoff = utcnow() - JOB_HISTORY
+    old = db.select(DownloadJob.id).where(DownloadJob.active_key.is_(None), DownloadJob.finished_at < cutoff)
+    db.session.execute(db.delete(DownloadNotice).where(DownloadNotice.job_id.in_(old)))
+    store.delete_finished_before(cutoff)
+
+
+def _remove_idle_lock_files() -> None:
+    """Build-lock files of long-finished builds; one being held is left alone."""
+    import fcntl
+
+    lock_dir = Path(current_app.config["LOCK_DIR"])
+    now = time.time()
+    for path in lock_dir.glob("build-*.lock"):
+        try:
+            if now - path.stat().st_mtime < LOCK_FILE_AGE:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+
+
+@click.command("cleanup")
+@with_appcontext
+def cleanup_command() -> None:
+    """Sweep now: fail stuck jobs, remove expired, outdated and over-budget ZIPs and leftover partial files."""
+    try:
+        report = sweep(revive=get_runner().mode == "celery")
+    except (SQLAlchemyError, OSError) as exc:
+        raise click.ClickException(f"cleanup failed: {exc}") from None
+    click.echo(report.summary())

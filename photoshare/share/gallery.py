@@ -1,0 +1,121 @@
+"""What a gallery page shows: an album's totals and one page of its photos.
+
+Read with SQL aggregates and LIMIT/OFFSET, never by loading the whole album: a 5,000-photo album costs the
+same per page as a 5-photo one. No Flask request here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func
+
+from ..errors import NotFound
+from ..extensions import db
+from ..models import Photo, ShareLink
+
+# Tiles keep their photo's shape within these bounds; panoramas and tall strips are cropped to them.
+MIN_TILE_RATIO, MAX_TILE_RATIO = 0.5, 2.5
+_UNITS = ("KB", "MB", "GB", "TB")
+
+
+@dataclass(frozen=True)
+class AlbumTotals:
+    photo_count: int
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class PhotoPage:
+    photos: list[Photo]
+    number: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+    @property
+    def offset(self) -> int:
+        """How many photos come before this page: tile numbers continue from here."""
+        return (self.number - 1) * self.per_page
+
+    @property
+    def shown_until(self) -> int:
+        return min(self.total, self.offset + len(self.photos))
+
+
+def album_totals(album_id: int) -> AlbumTotals:
+    count, total = db.session.execute(
+        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0)).where(Photo.album_id == album_id)
+    ).one()
+    return AlbumTotals(int(count), int(total))
+
+
+def photo_page(album_id: int, number: int, per_page: int, total: int) -> PhotoPage:
+    """Photos `number` (1-based) of the album in album order; NotFound past the last page."""
+    per_page = max(1, per_page)
+    pages = max(1, math.ceil(total / per_page))
+    if number < 1 or number > pages:
+        raise NotFound(f"This album has no page {number}; it has {pages}.")
+    photos = db.session.execute(
+        db.select(Photo)
+        .where(Photo.album_id == album_id)
+        .order_by(Photo.position, Photo.id)
+        .limit(per_page)
+        .offset((number - 1) * per_page)
+    ).scalars().all()
+    return PhotoPage(list(photos), number, per_page, total)
+
+
+def share_photo(link: ShareLink, photo_id: int) -> Photo:
+    """The photo, only when it belongs to the link's album: a token never opens another album's photos."""
+    photo = db.session.get(Photo, photo_id)
+    if photo is None or photo.album_id != link.album_id:
+        raise NotFound("This photo is not in the shared album.")
+    return photo
+
+
+def rendition_box(photo: Photo, long_side: int) -> tuple[int, int]:
+    """Width and height of the photo scaled down (never up) to `long_side`: what a thumbnail or view measures."""
+    width, height = max(1, photo.width), max(1, photo.height)
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def tile_ratio(photo: Photo) -> float:
+    ratio = max(1, photo.width) / max(1, photo.height)
+    return round(min(MAX_TILE_RATIO, max(MIN_TILE_RATIO, ratio)), 4)
+
+
+def human_size(size: int) -> str:
+    """Bytes as people read them, in powers of 1000 like phones and browsers: 950 bytes, 4.2 MB, 12 GB."""
+    if size < 1000:
+        return "1 byte" if size == 1 else f"{size} bytes"
+    value = float(size)
+    for unit in _UNITS:
+        value /= 1000
+        if value < 999.95 or unit == _UNITS[-1]:
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def time_left(expires_at: datetime, now: datetime) -> str:
+    """A rough, friendly 'in 3 days' for an expiry in the future."""
+    seconds = (expires_at - now).total_seconds()
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            amount = int(seconds // length)
+            return f"in {amount} {unit}{'' if amount == 1 else 's'}"
+    return "in less than a minute"

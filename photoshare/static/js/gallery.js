@@ -1,0 +1,283 @@
+/* Photoshare gallery: "Load more" with infinite scrolling, the photo viewer, expiry in local time.
+   Plain JavaScript, no dependencies, no build step. Without it the page still works: the pager's links
+   page through the album and each tile opens its large view. Downloads are plain links, never fetched. */
+(function () {
+  "use strict";
+
+  const AUTOLOAD_SCREENS = 1.5; // start loading the next page this many screen heights before the end
+  const SWIPE_MIN = 50; // px of horizontal travel that counts as a swipe
+
+  const number = (n) => Number(n).toLocaleString("en");
+
+  function localTimes() {
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(undefined, { dateStyle: "long", timeStyle: "short" });
+    } catch (error) {
+      return;
+    }
+    document.querySelectorAll("time[data-local-time]").forEach((element) => {
+      const moment = new Date(element.getAttribute("datetime"));
+      if (!Number.isNaN(moment.getTime())) element.textContent = format.format(moment);
+    });
+  }
+
+  /* ---- pages of photos ------------------------------------------------------------------------------ */
+
+  function setupLoader(gallery) {
+    const total = Number(gallery.dataset.total);
+    const first = Number(gallery.dataset.first);
+    const pages = Number(gallery.dataset.pages);
+    let page = Number(gallery.dataset.page);
+    const pager = document.querySelector("[data-pager]");
+    const nextLink = pager && pager.querySelector("[data-pager-next]");
+    const status = pager && pager.querySelector("[data-pager-status]");
+    const loader = { hasMore: () => false, loadMore: async () => false };
+    if (!nextLink || !status) return loader;
+
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button-primary load-more";
+    button.textContent = "Load more photos";
+    nextLink.replaceWith(button);
+
+    let pending = null;
+    let autoload = true; // paused after a failure, so a broken connection does not loop
+
+    function tileCount() {
+      return gallery.querySelectorAll(".tile").length;
+    }
+
+    function showStatus() {
+      const last = first + tileCount() - 1;
+      status.textContent =
+        page >= pages && first === 1
+          ? `All ${number(total)} photos shown`
+          : `Showing photos ${number(first)}–${number(last)} of ${number(total)}`;
+    }
+
+    async function fetchNext(byUser) {
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
+      button.textContent = "Loading photos…";
+      try {
+        const url = new URL(gallery.dataset.fragmentUrl, window.location.href);
+        url.searchParams.set("page", String(page + 1));
+        const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+        if ([401, 403, 404, 410].includes(response.status)) {
+          window.location.reload(); // signed out, link closed or album changed: the page explains
+          return false;
+        }
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const template = document.createElement("template");
+        template.innerHTML = await response.text();
+        const tiles = Array.from(template.content.querySelectorAll(".tile"));
+        const list = document.createElement("ul");
+        list.className = "gallery-grid";
+        const from = first + tileCount();
+        list.setAttribute("aria-label", `Photos ${number(from)} to ${number(from + tiles.length - 1)}`);
+        tiles.forEach((tile) => list.appendChild(tile));
+        gallery.appendChild(list);
+        page += 1;
+        if (byUser && tiles.length) tiles[0].querySelector(".tile-link").focus();
+        showStatus();
+        return tiles.length > 0;
+      } catch (error) {
+        autoload = false;
+        status.textContent = "Could not load more photos. Check your connection and try again.";
+        return false;
+      } finally {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+        button.textContent = "Load more photos";
+        if (page >= pages) {
+          button.remove();
+          observer && observer.disconnect();
+        } else {
+          window.requestAnimationFrame(maybeAutoload);
+        }
+      }
+    }
+
+    function loadMore(byUser) {
+      if (page >= pages) return Promise.resolve(false);
+      if (!pending) pending = fetchNext(byUser).finally(() => (pending = null));
+      return pending;
+    }
+
+    function maybeAutoload() {
+      const margin = window.innerHeight * AUTOLOAD_SCREENS;
+      if (autoload && button.isConnected && button.getBoundingClientRect().top < window.innerHeight + margin) {
+        loadMore(false);
+      }
+    }
+
+    button.addEventListener("click", () => {
+      autoload = true;
+      loadMore(true);
+    });
+    const observer =
+      "IntersectionObserver" in window
+        ? new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && maybeAutoload(), {
+            rootMargin: `0px 0px ${Math.round(AUTOLOAD_SCREENS * 100)}% 0px`,
+          })
+        : null;
+    if (observer) observer.observe(button);
+
+    loader.hasMore = () => page < pages;
+    loader.loadMore = loadMore;
+    return loader;
+  }
+
+  /* ---- the viewer ----------------------------------------------------------------------------------- */
+
+  function setupViewer(gallery, loader) {
+    const dialog = document.querySelector("[data-viewer]");
+    if (!dialog || typeof dialog.showModal !== "function") return; // old browsers: links open the large view
+
+    const part = (name) => dialog.querySelector(`[data-viewer-${name}]`);
+    const image = part("image");
+    const stage = part("stage");
+    const title = part("title");
+    const position = part("position");
+    const download = part("download");
+    const size = part("size");
+    const prev = part("prev");
+    const next = part("next");
+    const closeButton = part("close");
+    const status = part("status");
+    const total = Number(gallery.dataset.total);
+    let current = -1;
+
+    const tiles = () => Array.from(gallery.querySelectorAll(".tile-link"));
+
+    function fit() {
+      const link = tiles()[current];
+      if (!link) return;
+      const width = Number(link.dataset.width);
+      const height = Number(link.dataset.height);
+      const style = window.getComputedStyle(stage);
+      const room = stage.getBoundingClientRect();
+      const roomWidth = room.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const roomHeight = room.height - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+      const scale = Math.min(roomWidth / width, roomHeight / height, 1);
+      image.style.width = `${Math.max(1, Math.floor(width * scale))}px`;
+      image.style.height = `${Math.max(1, Math.floor(height * scale))}px`;
+    }
+
+    function show(index) {
+      const all = tiles();
+      const link = all[index];
+      if (!link) return;
+      current = index;
+      const data = link.dataset;
+      image.setAttribute("aria-busy", "true");
+      image.style.backgroundImage = `url("${data.thumb}")`; // the cached thumbnail shows while the view loads
+      image.alt = data.name;
+      image.src = link.href;
+      fit();
+      title.textContent = data.name;
+      position.textContent = `Photo ${number(data.number)} of ${number(total)}`;
+      status.textContent = `${data.name}, photo ${number(data.number)} of ${number(total)}`;
+      if (download) {
+        download.href = data.download;
+        download.setAttribute("aria-label", `Download ${data.name} (${data.size})`);
+        size.textContent = `(${data.size})`;
+      }
+      prev.disabled = index === 0;
+      next.disabled = index === all.length - 1 && !loader.hasMore();
+      if (document.activeElement && document.activeElement.disabled) closeButton.focus();
+      history.replaceState(history.state, "", `#photo-${data.photoId}`);
+      [all[index + 1], all[index - 1]].forEach((neighbour) => {
+        if (neighbour) new Image().src = neighbour.href; // the next swipe is instant
+      });
+    }
+
+    async function step(delta) {
+      const target = current + delta;
+      if (target < 0) return;
+      if (target >= tiles().length && !(await loader.loadMore(false))) return;
+      show(target);
+    }
+
+    function open(link, pushHistory) {
+      if (pushHistory) history.pushState({ viewer: true }, "", window.location.href);
+      dialog.showModal();
+      document.body.classList.add("viewer-open");
+      show(tiles().indexOf(link));
+      closeButton.focus();
+    }
+
+    image.addEventListener("load", () => image.removeAttribute("aria-busy"));
+    image.addEventListener("error", () => {
+      image.removeAttribute("aria-busy");
+      status.textContent = "This photo could not be loaded.";
+    });
+
+    gallery.addEventListener("click", (event) => {
+      const link = event.target.closest(".tile-link");
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      open(link, true);
+    });
+    prev.addEventListener("click", () => step(-1));
+    next.addEventListener("click", () => step(1));
+    closeButton.addEventListener("click", () => dialog.close());
+    stage.addEventListener("click", (event) => event.target === stage && dialog.close());
+
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowRight") step(1);
+      else if (event.key === "ArrowLeft") step(-1);
+      else return;
+      event.preventDefault();
+    });
+
+    // Swipe left or right on a phone; vertical scrolls and pinches are left to the browser.
+    let touchStart = null;
+    stage.addEventListener(
+      "touchstart",
+      (event) => {
+        touchStart = event.touches.length === 1 ? { x: event.touches[0].clientX, y: event.touches[0].clientY } : null;
+      },
+      { passive: true }
+    );
+    stage.addEventListener(
+      "touchend",
+      (event) => {
+        if (!touchStart) return;
+        const touch = event.changedTouches[0];
+        const dx = touch.clientX - touchStart.x;
+        const dy = touch.clientY - touchStart.y;
+        touchStart = null;
+        if (Math.abs(dx) > SWIPE_MIN && Math.abs(dx) > 1.5 * Math.abs(dy)) step(dx < 0 ? 1 : -1);
+      },
+      { passive: true }
+    );
+
+    dialog.addEventListener("close", () => {
+      document.body.classList.remove("viewer-open");
+      image.removeAttribute("src");
+      const link = tiles()[current];
+      if (history.state && history.state.viewer) history.back(); // the entry pushed on open
+      else history.replaceState(history.state, "", window.location.pathname + window.location.search);
+      if (link) link.focus(); // back on the photo the visitor ended on, scrolled into view
+    });
+    // The phone's back button closes the viewer instead of leaving the album.
+    window.addEventListener("popstate", () => dialog.open && dialog.close());
+    window.addEventListener("resize", () => dialog.open && fit());
+
+    const deepLink = window.location.hash.match(/^#photo-(\d+)$/);
+    const linked = deepLink && gallery.querySelector(`.tile-link[data-photo-id="${deepLink[1]}"]`);
+    if (linked) open(linked, false);
+  }
+
+  function start() {
+    localTimes();
+    const gallery = document.querySelector("[data-gallery]");
+    if (!gallery) return;
+    setupViewer(gallery, setupLoader(gallery));
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,0 +1,102 @@
+"""Copy the local upload folder into a bucket: `flask --app wsgi storage-migrate --to s3`.
+
+Every object is verified by size and sha256 (read back from the store); verified objects are skipped, so a run
+that stopped half-way is simply run again. Nothing local is ever deleted: switching STORAGE_BACKEND and removing
+the old folder stay the operator's decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ..config import ConfigError
+from .base import Storage, StorageError
+from .local import LocalStorage
+
+
+@dataclass
+class MigrationReport:
+    copied: int = 0
+    present: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def local_keys(root: Path) -> Iterator[str]:
+    """Every stored file under `root` as a key, in a stable order; half-written `.partial-*` files are skipped."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
+            yield path.relative_to(root).as_posix()
+
+
+def sha256_of(source: BinaryIO) -> str:
+    """Hash a stream in chunks; never holds it whole."""
+    return hashlib.file_digest(source, "sha256").hexdigest()
+
+
+def is_verified(target: Storage, key: str, size: int, sha256: str) -> bool:
+    """Does the store hold exactly these bytes under `key`? Size first (cheap), then the streamed hash."""
+    try:
+        if target.size(key) != size:
+            return False
+        with target.open(key) as stored:
+            return sha256_of(stored) == sha256
+    except FileNotFoundError:
+        return False
+
+
+def migrate(source: LocalStorage, target: Storage, echo: Callable[[str], None]) -> MigrationReport:
+    """Copy every local file missing or different in `target`, verify it, and report each step through `echo`.
+
+    Raises StorageError when the store stops answering; what was verified so far stays, a re-run resumes.
+    """
+    report = MigrationReport()
+    keys = list(local_keys(source.root))
+    for number, key in enumerate(keys, 1):
+        prefix = f"[{number}/{len(keys)}] {key}"
+        size = source.size(key)
+        with source.open(key) as local:
+            sha256 = sha256_of(local)
+        if is_verified(target, key, size, sha256):
+            report.present += 1
+            echo(f"{prefix}: already in the store, verified")
+            continue
+        with source.open(key) as local:
+            target.save(key, local)
+        if is_verified(target, key, size, sha256):
+            report.copied += 1
+            echo(f"{prefix}: copied {size} bytes, verified")
+        else:
+            report.failed.append(key)
+            echo(f"{prefix}: FAILED verification (size or sha256 differs in the store)")
+    return report
+
+
+@click.command("storage-migrate")
+@click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
+@with_appcontext
+def storage_migrate_command(backend: str) -> None:
+    """Copy every local file (originals, thumbnails) into the bucket, verified; safe to run again."""
+    from .s3 import S3Storage
+
+    config = current_app.config
+    try:
+        target = S3Storage.from_config(config, backend)
+        target.check()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    source = LocalStorage(config["UPLOAD_DIR"])
+    click.echo(f"copying {source.root} to bucket {target.bucket}")
+    try:
+        report = migrate(source, target, click.echo)
+    except StorageError as exc:
+        raise click.ClickException(f"{exc}; verified files are kept, run the command again to resume") from None
+    click.echo(f"done: {report.copied} copied, {report.present} already present, {len(report.failed)} failed")
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} files failed verification; run the command again")

@@ -1,0 +1,84 @@
+"""Owner log in and log out: the session, CSRF on both forms, no open redirects, rate limit."""
+
+from __future__ import annotations
+
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, csrf_token, login
+
+
+def test_login_page_has_labelled_fields_and_a_csrf_token(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert csrf_token(html)
+    assert '<label for="email">' in html and '<label for="password">' in html
+    assert 'autocomplete="current-password"' in html
+
+
+def test_owner_logs_in_and_lands_on_the_albums(client, owner):
+    response = login(client)
+    assert response.status_code == 302 and response.headers["Location"] == "/albums"
+    assert client.get("/albums").status_code == 200
+
+
+def test_email_is_matched_without_regard_to_case_or_spaces(client, owner):
+    response = login(client, email=f"  {OWNER_EMAIL.upper()} ")
+    assert response.status_code == 302
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(client, owner):
+    wrong = login(client, password="not the password")
+    unknown = login(client, email="nobody@example.com")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "E-mail or password is not correct." in wrong.get_data(as_text=True)
+    assert "E-mail or password is not correct." in unknown.get_data(as_text=True)
+    assert client.get("/albums").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(client, owner):
+    client.get("/login")
+    response = client.post("/login", data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/albums").status_code == 302
+
+
+def test_owner_pages_send_a_visitor_to_login_and_back(client, owner, make_album):
+    album_id = make_album(count=1)
+    response = client.get(f"/albums/{album_id}/shares")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/login?next=/albums/{album_id}/shares"
+    token = csrf_token(client.get(response.headers["Location"]).get_data(as_text=True))
+    back = client.post(response.headers["Location"], data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "csrf_token": token})
+    assert back.headers["Location"] == f"/albums/{album_id}/shares"
+
+
+def test_next_never_leads_to_another_site(client, owner):
+    for target in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+        token = csrf_token(client.get("/login").get_data(as_text=True))
+        response = client.post(
+            "/login", query_string={"next": target}, data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "csrf_token": token}
+        )
+        assert response.headers["Location"] == "/albums", target
+
+
+def test_scripts_get_401_json_instead_of_the_login_page(client, owner, make_album):
+    album_id = make_album(count=1)
+    response = client.get(f"/albums/{album_id}", headers={"Accept": "application/json"})
+    assert response.status_code == 401 and response.get_json()["error"] == "login_required"
+
+
+def test_logout_needs_a_post_with_csrf_and_ends_the_session(client, owner):
+    login(client)
+    assert client.get("/logout").status_code == 405
+    assert client.post("/logout").status_code == 400
+    token = csrf_token(client.get("/albums").get_data(as_text=True))
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+    assert client.get("/albums").status_code == 302
+
+
+def test_login_attempts_are_rate_limited(client, owner):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    statuses = [
+        client.post("/login", data={"email": OWNER_EMAIL, "password": "wrong guess", "csrf_token": token}).status_code
+        for _ in range(21)
+    ]
+    assert statuses[:20] == [401] * 20
+    assert statuses[20] == 429

@@ -1,0 +1,349 @@
+"""Downloads against a real gunicorn (gthread), with curl, wget, aria2c and Python's http.client as clients.
+
+One gunicorn serves the whole module (its download-all limit raised, since every test here comes from
+127.0.0.1); each test makes its own album. After every scenario the temp folder must empty itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from PIL import Image
+
+from photoshare import albums, create_app
+from photoshare.access import create_share_link
+from photoshare.auth import create_user
+from photoshare.extensions import db
+from photoshare.models import Album, ShareLink, User
+from tests.conftest import LiveServer, base_config
+
+pytestmark = pytest.mark.skipif(not all(shutil.which(tool) for tool in ("curl", "wget", "unzip")),
+                                reason="needs curl, wget and unzip (make test installs them)")
+
+
+@dataclass
+class Site:
+    app: Flask
+    server: LiveServer
+    instance: Path
+    owner_id: int
+
+    @property
+    def temp_dir(self) -> Path:
+        return Path(self.app.config["TEMP_DIR"])
+
+    def album(self, photos: int = 3, side: int = 300, title: str = "Holiday") -> tuple[int, str]:
+        """A new album of noise JPEGs (side × side) and a share link: (album id, token)."""
+        with self.app.app_context():
+            album = albums.create_album(db.session.get(User, self.owner_id), title)
+            for i in range(photos):
+                albums.add_photo(album, f"IMG_{i:04d}.jpg", io.BytesIO(noise_jpeg(side)), commit=False)
+            albums.refresh_version(album)
+            return album.id, create_share_link(album).token
+
+    def version(self, album_id: int) -> str:
+        with self.app.app_context():
+            return db.session.get(Album, album_id).version
+
+    def builds(self, album_id: int) -> int:
+        """How many times any worker built this album's current archive (from the log)."""
+        return self.server.log.read_text().count(f"built archive album-{self.version(album_id)}.zip")
+
+    def downloads(self, token: str) -> int:
+        with self.app.app_context():
+            return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
+
+    def url(self, token: str, what: str = "download-all") -> str:
+        return f"{self.server.url}/api/share/{token}/{what}"
+
+    def wait_temp_empty(self, timeout: float = 10) -> list[str]:
+        """The temp folder's files once it is empty, or whatever is still there after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := sorted(os.listdir(self.temp_dir))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
+
+def noise_jpeg(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, postgres_server) -> Any:
+    """One gunicorn for the module, on SQLite or (PHOTOSHARE_TEST_POSTGRES=1) a fresh PostgreSQL database."""
+    instance = tmp_path_factory.mktemp("downloads-http") / "instance"
+    instance.mkdir()
+    database = {"DATABASE_URL": postgres_server.new_database()} if postgres_server is not None else {}
+    app = create_app(base_config(instance) | database)
+    with app.app_context():
+        db.create_all()
+        owner_id = create_user("owner@example.com", "correct horse battery").id
+    server = LiveServer(instance, env={"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute"},
+                        database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+    yield Site(app, server, instance, owner_id)
+    server.stop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def big(site: Site) -> tuple[int, str]:
+    """An album of 8 photos of about 1.2 MB (a 10 MB archive): large enough to stream for a while."""
+    return site.album(photos=8, side=1000, title="Été / big")
+
+
+def run(*args: str | Path, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(arg) for arg in args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{args[0]} exited {result.returncode}: {result.stderr[-1000:]}"
+    return result
+
+
+def curl(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run("curl", "--silent", "--show-error", *args, check=check)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def request(site: Site, path: str, headers: dict[str, str] | None = None, method: str = "GET"):
+    """(status, headers, body) through http.client."""
+    connection = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def full_archive(site: Site, big, tmp_path: Path) -> Path:
+    _, token = big
+    path = tmp_path / "full.zip"
+    curl("-o", path, site.url(token))
+    assert run("unzip", "-tq", path).returncode == 0
+    return path
+
+
+# ---- the documented recipe, and resuming ------------------------------------------------------------------
+
+
+def test_curl_recipe_size_then_two_ranges_concatenates_to_the_full_archive(site, big, full_archive, tmp_path):
+    _, token = big
+    head = curl("-I", site.url(token)).stdout
+    size = int(re.search(r"(?im)^content-length: (\d+)", head).group(1))
+    assert size == full_archive.stat().st_size and re.search(r"(?im)^accept-ranges: bytes", head)
+    curl("-H", "Range: bytes=0-999", "-o", tmp_path / "partial.zip", site.url(token))
+    curl("-H", "Range: bytes=1000-", "-o", tmp_path / "rest.zip", site.url(token))
+    joined = (tmp_path / "partial.zip").read_bytes() + (tmp_path / "rest.zip").read_bytes()
+    assert hashlib.sha256(joined).hexdigest() == sha256(full_archive)
+    assert site.wait_temp_empty() == []
+
+
+def test_curl_continues_an_interrupted_download_with_C(site, big, full_archive, tmp_path):
+    _, token = big
+    target = tmp_path / "resumed.zip"
+    # The connection drops after 3 MB: curl's reader goes away mid-stream.
+    run("bash", "-c", f"curl --silent '{site.url(token)}' | head -c 3000000 > '{target}'")
+    assert target.stat().st_size == 3_000_000 < full_archive.stat().st_size
+    assert site.wait_temp_empty() == []  # the dropped connection left nothing behind
+    curl("-C", "-", "-o", target, site.url(token))
+    assert sha256(target) == sha256(full_archive) and run("unzip", "-tq", target).returncode == 0
+    assert site.wait_temp_empty() == []
+
+
+def test_wget_continues_an_interrupted_download_with_c(site, big, full_archive, tmp_path):
+    _, token = big
+    target = tmp_path / "resumed.zip"
+    run("bash", "-c", f"wget --quiet -O - '{site.url(token)}' | head -c 2500000 > '{target}'")
+    assert target.stat().st_size == 2_500_000 < full_archive.stat().st_size
+    assert site.wait_temp_empty() == []
+    resumed = run("wget", "-c", "-O", target, site.url(token))
+    assert "206" in resumed.stderr
+    assert sha256(target) == sha256(full_archive) and run("unzip", "-tq", target).returncode == 0
+    assert site.wait_temp_empty() == []
+
+
+def test_single_photo_resumes_with_curl_and_wget(site, tmp_path):
+    _, token = site.album(photos=1, side=1200)
+    url = site.url(token, "download/" + str(_first_photo_id(site, token)))
+    whole = tmp_path / "whole.jpg"
+    curl("-o", whole, url)
+    for client in ("curl", "wget"):
+        target = tmp_path / f"{client}.jpg"
+        target.write_bytes(whole.read_bytes()[:123_456])
+        if client == "curl":
+            curl("-C", "-", "-o", target, url)
+        else:
+            run("wget", "-q", "-c", "-O", target, url)
+        assert sha256(target) == sha256(whole)
+
+
+def _first_photo_id(site: Site, token: str) -> int:
+    with site.app.app_context():
+        link = db.session.execute(db.select(ShareLink).where(ShareLink.token == token)).scalar_one()
+        return link.album.photos[0].id
+
+
+def test_if_range_after_the_album_changed_gets_the_whole_new_archive(site, tmp_path):
+    album_id, token = site.album(photos=3)
+    path = f"/api/share/{token}/download-all"
+    status, headers, first = request(site, path, {"Range": "bytes=0-999"})
+    assert status == 206
+    with site.app.app_context():
+        albums.rename_photo(db.session.get(Album, album_id).photos[0], "renamed.jpg")
+    status, new_headers, body = request(site, path, {"Range": "bytes=1000-", "If-Range": headers["ETag"]})
+    assert status == 200 and new_headers["ETag"] != headers["ETag"]
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.testzip() is None and archive.namelist()[0] == "renamed.jpg"
+    assert site.wait_temp_empty() == []
+
+
+# ---- ranges under gunicorn ---------------------------------------------------------------------------------
+
+
+def test_ranges_and_bad_ranges_under_gunicorn(site):
+    _, token = site.album(photos=1, side=600)
+    path = f"/api/share/{token}/download/{_first_photo_id(site, token)}"
+    _, whole_headers, whole = request(site, path)
+    size = len(whole)
+    status, headers, body = request(site, path, {"Range": f"bytes={size - 100}-"})
+    assert (status, body, headers["Content-Range"]) == (206, whole[-100:], f"bytes {size - 100}-{size - 1}/{size}")
+    status, headers, body = request(site, path, {"Range": f"bytes=-{size * 3}"})
+    assert (status, body, headers["Content-Range"]) == (206, whole, f"bytes 0-{size - 1}/{size}")
+    assert request(site, path, {"Range": "bytes=0-9,20-29"})[::2] == (200, whole)
+    assert request(site, path, {"Range": "lines=1-2"})[::2] == (200, whole)
+    status, headers, _ = request(site, path, {"Range": f"bytes={size}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    assert request(site, path, {"If-None-Match": whole_headers["ETag"], "Range": "bytes=0-9"})[::2] == (304, b"")
+    assert request(site, path, {"If-Range": '"stale"', "Range": "bytes=0-9"})[::2] == (200, whole)
+
+
+def test_archive_ranges_heads_and_416s_all_leave_the_temp_folder_empty(site, big):
+    _, token = big
+    path = f"/api/share/{token}/download-all"
+    assert request(site, path, method="HEAD")[0] == 200
+    assert site.wait_temp_empty() == []
+    assert request(site, path, {"Range": "bytes=5000000-5000099"})[0] == 206
+    assert site.wait_temp_empty() == []
+    assert request(site, path, {"Range": "bytes=999999999-"})[0] == 416
+    assert site.wait_temp_empty() == []
+
+
+def test_client_disconnecting_mid_download_leaves_no_temp_file(site, big):
+    _, token = big
+    with socket.create_connection(("127.0.0.1", site.server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET /api/share/{token}/download-all HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        received = sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+        assert len(os.listdir(site.temp_dir)) == 1  # mid-stream: the archive is on disk
+    assert site.wait_temp_empty() == []
+
+
+# ---- parallel ranges: one build ---------------------------------------------------------------------------
+
+
+def test_eight_parallel_ranges_get_a_correct_archive_from_a_single_build(site):
+    """Like a download manager: the first range is still streaming (its 5 MB exceed what the kernel buffers
+    for a reader with a small window) while the 7 others are fetched in parallel, by both workers."""
+    album_id, token = site.album(photos=8, side=2000)
+    path = f"/api/share/{token}/download-all"
+    size = int(request(site, path, method="HEAD")[1]["Content-Length"])
+    assert site.wait_temp_empty() == []
+    builds_before = site.builds(album_id)
+    bounds = [(i * size // 8, (i + 1) * size // 8 - 1) for i in range(8)]
+    parts: dict[int, bytes] = {}
+
+    with socket.socket() as first:
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        first.settimeout(30)
+        first.connect(("127.0.0.1", site.server.port))
+        first.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nRange: bytes=0-{bounds[0][1]}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += first.recv(4096)
+        head, body = received.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 206")
+
+        def fetch(index: int) -> None:
+            start, end = bounds[index]
+            status, _, part = request(site, path, {"Range": f"bytes={start}-{end}"})
+            assert status == 206
+            parts[index] = part
+
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(1, 8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        while len(body) < bounds[0][1] + 1:
+            body += first.recv(65536)
+        parts[0] = body
+    archive = b"".join(parts[i] for i in range(8))
+    assert len(archive) == size
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert opened.testzip() is None and len(opened.namelist()) == 8
+    assert site.builds(album_id) - builds_before == 1
+    assert site.wait_temp_empty() == []
+    assert _eventually(lambda: site.downloads(token) == 1)  # only the range that ends the file counts
+
+
+@pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c not installed (make test installs it)")
+def test_aria2c_split_download_with_the_default_limit_is_never_refused_and_builds_once(site, tmp_path):
+    album_id, token = site.album(photos=8, side=1000)
+    default_server = LiveServer(site.instance, database_url=site.app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        url = f"{default_server.url}/api/share/{token}/download-all"
+        result = run("aria2c", "-x", "8", "-s", "8", "-k", "1M", "--max-download-limit=2M",
+                     "--console-log-level=warn", "-d", tmp_path, "-o", "split.zip", url, check=False)
+        assert result.returncode == 0 and "429" not in result.stdout, result.stdout[-2000:]
+        assert site.builds(album_id) == 1
+        curl("-o", tmp_path / "whole.zip", url)
+    finally:
+        default_server.stop()
+    assert sha256(tmp_path / "split.zip") == sha256(tmp_path / "whole.zip")
+    assert run("unzip", "-tq", tmp_path / "split.zip").returncode == 0
+    assert site.wait_temp_empty() == []
+
+
+# ---- counting ------------------------------------------------------------------------------------------------
+
+
+def test_download_count_under_gunicorn_counts_finished_downloads_only(site, tmp_path):
+    _, token = site.album(photos=2, side=800)
+    photo_url = site.url(token, f"download/{_first_photo_id(site, token)}")
+    curl("-I", site.url(token))
+    curl("-I", photo_url)
+    curl("-r", "0-99", "-o", tmp_path / "head", site.url(token))
+    assert site.downloads(token) == 0
+    curl("-o", tmp_path / "photo.jpg", photo_url)
+    curl("-o", tmp_path / "all.zip", site.url(token))
+    assert _eventually(lambda: site.downloads(token) == 2)
+
+
+def _eventually(check, timeout: float = 5) -> bool:
+    """The count is written as gunicorn closes the body, just after the client has its last byte."""
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()

@@ -1,0 +1,105 @@
+"""Schema migrations: a migrated database is exactly the models' schema, `init-db` creates, adopts and upgrades,
+and `flask db upgrade` keeps the data. Runs on PostgreSQL too (PHOTOSHARE_TEST_POSTGRES=1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import flask_migrate
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from photoshare import MIGRATIONS_DIR, create_app
+from photoshare.auth import create_user
+from photoshare.extensions import db
+from photoshare.models import User
+from photoshare.schema import VERSION_TABLE, current_revision, upgrade_database
+from tests.conftest import ROOT, base_config
+
+
+@pytest.fixture
+def bare_app(instance: Path, database_config):
+    """An app whose database has no tables at all (the `app` fixture would create them)."""
+    app = create_app(base_config(instance) | database_config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(flask_migrate.Migrate().get_config(str(MIGRATIONS_DIR)))
+    heads = script.get_heads()
+    assert len(heads) == 1, f"migrations have several heads: {heads}; merge them (flask db merge)"
+    return heads[0]
+
+
+def schema_differences() -> list:
+    with db.engine.connect() as connection:
+        return compare_metadata(MigrationContext.configure(connection), db.metadata)
+
+
+def test_migrated_database_matches_the_models_exactly(bare_app):
+    with bare_app.app_context():
+        assert upgrade_database() == "created"
+        assert schema_differences() == []
+        assert current_revision() == head_revision()
+
+
+def test_every_migration_downgrades_and_upgrades_again(bare_app):
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="head")
+        flask_migrate.downgrade(revision="base")
+        assert set(inspect(db.engine).get_table_names()) <= {VERSION_TABLE}
+        flask_migrate.upgrade(revision="head")
+        assert schema_differences() == []
+
+
+def test_init_db_creates_a_new_database_then_runs_again_keeping_data(bare_app):
+    runner = bare_app.test_cli_runner()
+    first = runner.invoke(args=["init-db"])
+    assert first.exit_code == 0 and first.stdout == "database ready\n"
+    with bare_app.app_context():
+        create_user("keep@example.com", "long enough")
+    again = runner.invoke(args=["init-db"])
+    assert again.exit_code == 0 and again.stdout == "database ready\n"
+    with bare_app.app_context():
+        assert [u.email for u in db.session.query(User)] == ["keep@example.com"]
+        assert current_revision() == head_revision()
+        assert upgrade_database() == "current"
+
+
+def test_init_db_adopts_a_database_made_before_migrations(bare_app):
+    with bare_app.app_context():
+        db.create_all()  # what init-db did before migrations existed
+        create_user("old@example.com", "long enough")
+        assert current_revision() is None
+    result = bare_app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0
+    with bare_app.app_context():
+        assert current_revision() == head_revision()
+        assert [u.email for u in db.session.query(User)] == ["old@example.com"]
+        assert schema_differences() == []
+
+
+def test_flask_db_upgrade_command_keeps_an_installations_data(bare_app, tmp_path):
+    with bare_app.app_context():
+        upgrade_database()
+        create_user("owner@example.com", "long enough")
+        db.session.remove()
+        db.engine.dispose()
+    # The real command, from another working directory: the revisions are found by an absolute path.
+    env = {**os.environ, "PHOTOSHARE_INSTANCE": bare_app.instance_path, "SECRET_KEY": "x",
+           "DATABASE_URL": bare_app.config["SQLALCHEMY_DATABASE_URI"], "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with bare_app.app_context():
+        assert current_revision() == head_revision()
+        assert [u.email for u in db.session.query(User)] == ["owner@example.com"]
