@@ -6,7 +6,7 @@ PORT   ?= 8000
 # Debian packages the tests drive for real: HTTP clients, unzip, Redis, nginx, Chromium, PostgreSQL.
 TEST_DEBS := curl wget zip unzip redis-server nginx-light openssl aria2 chromium postgresql
 
-.PHONY: run test bench deps system-deps clean
+.PHONY: run test bench load-test deps system-deps clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,10 @@ system-deps:
 	fi
 
 # Run a second time against a real PostgreSQL server (started by the tests on a free port, in a temp folder):
-# the schema and its migrations, share links, and every download path with its counters and job rows.
-PG_TESTS := tests/test_migrations.py tests/test_owner_shares.py tests/test_share_pages.py \
-	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_downloads_http.py tests/test_jobs_embedded.py
+# the schema and its migrations, albums and share links, every download path with its counters, and job rows
+# (files whose `app` fixture takes `database_config`).
+PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares.py tests/test_share_pages.py \
+	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_jobs_embedded.py
 
 test: system-deps deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
@@ -39,6 +40,11 @@ test: system-deps deps
 
 bench: deps
 	$(BIN)/python bench/bench_downloads.py
+
+# 50 clients through nginx + gunicorn (deploy/) for 20 s, against nginx serving the same bytes (needs root and wrk).
+load-test: system-deps deps
+	@dpkg -s wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null
+	$(BIN)/python bench/load_test.py --postgres
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -164,11 +164,24 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def process_state(pid: int) -> tuple[int, int]:
-    """(open file descriptors, resident memory in KiB)."""
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
+def process_state(pid: int) -> tuple[int, int, int]:
+    """(open file descriptors other than SQLite's, SQLite's, resident memory in KiB).
+
+    SQLite connections (3 descriptors each in WAL mode) come and go with SQLAlchemy's pool, whose size is
+    bounded; everything else must be back where it was once the load is over.
+    """
+    other = sqlite = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if re.search(r"\.sqlite3(-wal|-shm|-journal)?$", target):
+            sqlite += 1
+        else:
+            other += 1
     rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
-    return fds, rss
+    return other, sqlite, rss
 
 
 def snapshot(master: int) -> dict[int, tuple[int, int]]:
@@ -232,11 +245,11 @@ def measure_stack(name: str, root: Path, instance: Path, app, album: Album, cert
         temp_left = os.listdir(app.config["TEMP_DIR"])
         notes.append(f"{name}: TEMP_DIR after the run: {len(temp_left)} file(s)")
         for pid in sorted(before):
-            fds0, rss0 = before[pid]
-            fds1, rss1 = after.get(pid, (None, None))
+            fds0, db0, rss0 = before[pid]
+            fds1, db1, rss1 = after.get(pid, (None, None, None))
             leak = fds1 != fds0 or rss1 is None or rss1 - rss0 > LARGE_RSS_GROWTH_KB
-            notes.append(f"{name}: worker {pid}: fds {fds0} -> {fds1}, RSS {rss0 / 1024:.1f} -> "
-                         f"{(rss1 or 0) / 1024:.1f} MiB{'  <-- LEAK?' if leak else ''}")
+            notes.append(f"{name}: worker {pid}: fds {fds0} -> {fds1} (+ SQLite pool {db0} -> {db1}), "
+                         f"RSS {rss0 / 1024:.1f} -> {(rss1 or 0) / 1024:.1f} MiB{'  <-- LEAK?' if leak else ''}")
         log = stack.gunicorn.log.read_text()[log_start:]
         errors = sorted({line for line in log.splitlines() if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)})
         notes.append(f"{name}: tracebacks in gunicorn's log during the run: {log.count('Traceback')} {errors[:3]}")

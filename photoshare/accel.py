@@ -23,7 +23,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from flask import current_app, has_app_context
@@ -33,6 +33,11 @@ from werkzeug.wrappers import Response
 from .archive import ArchiveEntry, archive_digest
 from .archive_files import open_shared
 from .downloads import Delivery, OnClose, content_disposition, normalise_range
+from .jobs import cache
+from .storage import get_storage
+
+if TYPE_CHECKING:
+    from .models import Album
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,11 @@ def handoff_response(
     Delivery nginx is about to make (`expected_delivery`): nginx's sending is not observed, so a download
     counts when the request for its last byte is handed over.
     """
-    handed = handoff(source, etag=etag)
+    try:
+        handed = handoff(source, etag=etag)
+    except OSError as exc:  # e.g. the mtime cannot be set: the app sends the file itself, correctly if slower
+        log.warning("not handed to nginx: %s", exc)
+        return None
     if handed is None:
         return None
     if not isinstance(source, (str, os.PathLike)):
@@ -154,14 +163,11 @@ def expected_delivery(environ: dict[str, Any], handed: Handoff) -> Delivery:
     return Delivery(method, 206, span[0], span[1], size, True)
 
 
-def cached_archive(album: Any, entries: list[ArchiveEntry]) -> Any | None:
-    """The album's current archive in the ZIP cache, open and locked (jobs.cache.CachedArchive), put there now
+def cached_archive(album: Album, entries: list[ArchiveEntry]) -> cache.CachedArchive | None:
+    """The album's current archive in the ZIP cache, open and locked against removal, put there now
     when absent: built once however many requests ask (archive_files.open_shared), then hard-linked into the
     cache, where the sweeper keeps it or lets it go like any prepared archive. None when it cannot be linked
     (TEMP_DIR and ZIP_CACHE_DIR on two filesystems): the caller then serves it the phase 1 way."""
-    from .jobs import cache
-    from .storage import get_storage
-
     cached = cache.open_cached(album.id, album.version)
     if cached is not None or archive_digest(entries) != album.version:
         return cached

@@ -68,6 +68,8 @@ def error_response(status: int, error: str, message: str, headers: dict[str, str
         )
     response.status_code = status
     response.headers.update(headers or {})
+    # An error answers one visitor (a wrong password, an expired link): no shared cache or CDN may keep it.
+    response.headers.setdefault("Cache-Control", "private, no-store")
     return response
 
 

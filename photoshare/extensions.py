@@ -1,12 +1,16 @@
 """Extensions created without an app and attached in `create_app`."""
 
+import sqlite3
+from typing import Any
+
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -35,3 +39,14 @@ def client_and_share_key() -> str:
     """Rate-limit key for password attempts: one bucket per client address and share link."""
     token = (request.view_args or {}).get("token", "")
     return f"{get_remote_address()}:{token}"
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_for_many_writers(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite (the embedded default) shared by gunicorn workers and job threads: WAL lets readers run beside
+    the one writer, and a busy timeout makes a writer wait its turn instead of failing "database is locked"."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

@@ -118,10 +118,6 @@ class NginxServer:
                                         stdout=subprocess.DEVNULL, stderr=(root / "stderr.log").open("ab"))
         wait_for_port(self.https_port, self.process, root / "error.log")
 
-    @property
-    def master_pid(self) -> int:
-        return self.process.pid
-
     def stop(self) -> None:
         self.process.terminate()  # TERM: fast shutdown of master and workers
         try:

@@ -433,3 +433,21 @@ def test_embedded_sweeper_thread_removes_expired_zips_on_its_own(app, client, ma
     app.config["JOB_SWEEP_SECONDS"] = 1  # the pool's periodic task, every second
     runner.ensure_started()
     wait_until(lambda: not archive.exists(), timeout=10, what="the periodic sweep")
+
+
+def test_synchronous_download_all_serves_the_prepared_zip_without_building(app, client, make_album, make_share):
+    album_id = make_album(count=3)
+    token = make_share(album_id)
+    client_poll(client, token, client.post(f"/api/share/{token}/prepare-download").get_json()["job_id"])
+    expected = expected_archive(app, album_id)
+    with app.app_context():
+        album = db.session.get(Album, album_id)
+        version = album.version
+        # Gone from storage, album unchanged: a build would fail, only the cached ZIP can answer.
+        Path(app.config["UPLOAD_DIR"], albums.photo_key(album.photos[2])).unlink()
+    response = client.get(f"/api/share/{token}/download-all")
+    assert response.status_code == 200 and response.data == expected
+    assert response.headers["ETag"] == f'"zip-{version}"'  # the same validator as a built one
+    ranged = client.get(f"/api/share/{token}/download-all", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.data == expected[100:200]
+    assert list(Path(app.config["TEMP_DIR"]).iterdir()) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ from photoshare import albums, create_app
 from photoshare.access import create_share_link
 from photoshare.auth import create_user
 from photoshare.extensions import db
-from photoshare.models import Album, Photo, ShareLink, User, utcnow
+from photoshare.models import Album, Photo, ShareLink, utcnow
 from tests.conftest import base_config, make_jpeg
 from tests.jobs_support import RedisServer, wait_until
 from tests.nginx_support import Reply, Stack, fetch, make_certificate, start_stack, world_readable_tempdir
@@ -417,7 +416,7 @@ def test_owner_logs_in_and_uploads_through_nginx(stack: Stack, site: Site):
 def test_plain_http_redirects_to_https(stack: Stack):
     reply = fetch(f"http://127.0.0.1:{stack.nginx.http_port}/s/abc?x=1")
     assert reply.status == 301
-    assert reply.header("Location") == f"https://127.0.0.1/s/abc?x=1"
+    assert reply.header("Location") == "https://127.0.0.1/s/abc?x=1"
 
 
 def test_healthz_answers_through_nginx(stack: Stack):

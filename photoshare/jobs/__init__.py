@@ -17,12 +17,14 @@ from ..errors import error_response
 from ..extensions import db
 from ..models import Album
 from . import cache, store
-from .cache import CachedArchive, cached_archive
+from .bucket import StoredArchive
+from .cache import CachedArchive
 from .runners import EXTENSION, CeleryRunner, EmbeddedRunner, get_runner
 from .service import (
     JobNotFound,
     JobsUnavailable,
     JobView,
+    cached_archive,
     cached_response,
     needs_preparation,
     open_prepared,
@@ -44,6 +46,7 @@ __all__ = [
     "cached_response",
     "serve_archive",
     "CachedArchive",
+    "StoredArchive",
     "JobView",
     "JobNotFound",
     "JobsUnavailable",

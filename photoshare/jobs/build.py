@@ -1,7 +1,9 @@
 """The job itself: build one album version's archive into the ZIP cache, reporting progress as it goes.
 
 The same function runs in a Celery worker and in the embedded pool. It takes a job id, runs inside an app
-context, and leaves either a complete archive under its final name or nothing at all.
+context, and leaves either a complete archive under its final name or nothing at all. With s3/r2 it reads the
+originals from the store, writes the archive to a partial file on local disk (the ZIP writer seeks), then
+uploads it in multipart parts to `zips/` (bucket.py); the bytes are those a local build makes.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from .. import albums
 from ..archive import ArchiveSourceError, write_archive
 from ..extensions import db
 from ..models import Album
-from ..storage import get_storage
-from . import cache, notify, store
+from ..storage import StorageError, get_storage
+from . import bucket, cache, notify, store
 from .runners import get_runner
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,17 @@ def run_build(job_id: str) -> None:
 
 
 def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[], None]) -> None:
+    in_bucket = bucket.in_bucket()
     target = cache.archive_path(album.id, version)
-    if target.is_file():  # a build that was declared dead finished after all: no need to build again
-        store.finish(job_id, target.stat().st_size)
+    try:
+        existing = bucket.find_fresh(album.id, version) if in_bucket else None
+    except StorageError as exc:
+        log.warning("job %s failed: %s", job_id, exc)
+        store.fail(job_id, store.GENERIC)
+        return
+    if existing is not None or (not in_bucket and target.is_file()):
+        # A build that was declared dead finished after all: no need to build again.
+        store.finish(job_id, existing.size if existing is not None else target.stat().st_size)
         return
     entries = albums.archive_plan(album)
     if not store.start(job_id, sum(entry.size for entry in entries)):
@@ -72,13 +82,20 @@ def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[
             os.fsync(out.fileno())
         if not store.report(job_id, reporter.total):  # still ours: nobody failed it while we finished
             raise Cancelled()
-        os.replace(partial, target)
+        if in_bucket:
+            bucket.upload(album.id, version, partial, keep_alive=lambda: (store.beat(job_id), keep_lock()))
+        else:
+            os.replace(partial, target)
     except Cancelled:
         log.info("job %s cancelled while building album %s", job_id, album.id)
         return
     except ArchiveSourceError as exc:
         log.warning("job %s failed: %s", job_id, exc)
         store.fail(job_id, _unreadable_photo(exc.entry_name))
+        return
+    except StorageError as exc:  # the store is down or refused: the visitor tries again later
+        log.warning("job %s failed: %s", job_id, exc)
+        store.fail(job_id, store.GENERIC)
         return
     except Exception as exc:  # any failure ends the job with words a visitor understands, never a trace
         if _disk_full(exc):
@@ -120,6 +137,7 @@ def _drop_if_outdated(album_id: int, version: str) -> None:
     """The album changed while we renamed the archive into place: an old version must not linger."""
     album = db.session.get(Album, album_id, populate_existing=True)
     if album is None or album.version != version:
+        # In a bucket nothing can tell whether it is in use: the sweeper removes it in time (bucket.py).
         cache.remove_if_idle(cache.archive_path(album_id, version))
 
 

@@ -7,7 +7,7 @@ share's rules (revoked, expired, downloads allowed) still apply when it is used;
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
@@ -27,6 +27,12 @@ class Grant:
     album_id: int
     version: str
     share_id: int
+    issued_at: float | None = field(default=None, compare=False)  # Unix time, set when read from a link
+
+    def seconds_left(self, now: float | None = None) -> int:
+        """How long the link stays valid (a presigned URL handed out for it must not outlive it)."""
+        issued = self.issued_at if self.issued_at is not None else time.time()
+        return max(0, int(issued + LINK_MAX_AGE - (now or time.time())))
 
 
 class LinkInvalid(AppError):
@@ -73,7 +79,7 @@ def expires_at(issued_at: float | None = None) -> datetime:
 def load(token: str) -> Grant:
     """The grant a link carries; LinkInvalid when tampered or malformed, LinkGone when older than 24 hours."""
     try:
-        payload = _serializer().loads(token, max_age=LINK_MAX_AGE)
+        payload, issued = _serializer().loads(token, max_age=LINK_MAX_AGE, return_timestamp=True)
     except SignatureExpired as exc:
         grant = _expired_grant(exc.payload)
         raise LinkGone(share_id=grant.share_id if grant else None) from None
@@ -82,7 +88,7 @@ def load(token: str) -> Grant:
     grant = _grant(payload)
     if grant is None:
         raise LinkInvalid()
-    return grant
+    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp())
 
 
 def _expired_grant(raw: object) -> Grant | None:

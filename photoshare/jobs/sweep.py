@@ -1,6 +1,7 @@
 """Housekeeping for jobs and the ZIP cache: run by Celery beat, the embedded sweeper thread, and
 `flask --app wsgi cleanup`. Safe to run from several processes at once; never removes a ZIP being served.
 Also removes the synchronous "Download all" temp archives a killed worker left (`archive_files.remove_stale`).
+With s3/r2 the prepared ZIPs are in the bucket: removed once no link or presigned URL can reach them (bucket.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..archive_files import remove_stale
 from ..extensions import db
 from ..models import Album, DownloadJob, DownloadNotice, utcnow
-from . import cache, store
+from ..storage import StorageError
+from . import bucket, cache, store
 from .runners import get_runner
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,9 @@ def fail_if_stuck(job: DownloadJob) -> bool:
     return True
 
 
-def sweep(*, revive: bool = True) -> SweepReport:
-    """One pass: stuck jobs, orphaned queued jobs (when `revive`), leftover partials, cached archives."""
+def sweep(*, revive: bool = True, now: float | None = None) -> SweepReport:
+    """One pass: stuck jobs, orphaned queued jobs (when `revive`), leftover partials, cached archives.
+    `now` (a Unix time) judges the bucket's archives as at that moment, e.g. a day ahead in tests."""
     report = SweepReport()
     report.stuck = sum(fail_if_stuck(job) for job in store.stale_jobs())
     if revive:
@@ -71,6 +74,8 @@ def sweep(*, revive: bool = True) -> SweepReport:
             path.unlink(missing_ok=True)
             report.partials += 1
     _sweep_archives(report)
+    if bucket.in_bucket():
+        _sweep_bucket(report, now)
     report.temp_files = remove_stale(current_app.config["TEMP_DIR"], current_app.config["LOCK_DIR"])
     _forget_old_jobs()
     _remove_idle_lock_files()
@@ -125,6 +130,18 @@ def _sweep_archives(report: SweepReport) -> None:
             report.evicted += 1
 
 
+def _sweep_bucket(report: SweepReport, now: float | None) -> None:
+    """Archives in the bucket past their keeping time; a ready job on one that is still fresh cannot exist
+    (fresh < kept), and one on an expired archive is retired by the next status read anyway."""
+    for album_id, version, item in list(bucket.removable(now)):
+        album = db.session.get(Album, album_id)
+        reason = "expired" if album is not None and album.version == version else "outdated"
+        store.retire_version(album_id, version, store.EXPIRED, statuses=(store.READY,))
+        bucket.remove(item.key)
+        report.freed += item.size
+        setattr(report, reason, getattr(report, reason) + 1)
+
+
 def _remove(entry: cache.CacheEntry, report: SweepReport) -> bool:
     freed = cache.remove_if_idle(entry.path)
     if freed is None:
@@ -170,6 +187,6 @@ def cleanup_command() -> None:
     """Sweep now: fail stuck jobs, remove expired, outdated and over-budget ZIPs and leftover partial files."""
     try:
         report = sweep(revive=get_runner().mode == "celery")
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, StorageError) as exc:
         raise click.ClickException(f"cleanup failed: {exc}") from None
     click.echo(report.summary())

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from .. import accel, albums, downloads, jobs
+from .. import accel, albums, delivery, downloads, jobs
 from ..access import require_downloads
 from ..archive import clean_filename
 from ..archive_files import archive_response
@@ -49,18 +49,24 @@ class EmptyAlbum(NotFound):
 def album(token: str) -> Response:
     """The shared album: totals, version (changes with the archive's bytes) and every photo's download URL."""
     link = visitor_share(token)
-    return jsonify(album_json(link, token))
+    response = jsonify(album_json(link, token))
+    response.headers["Cache-Control"] = delivery.PER_VISITOR
+    return response
 
 
 @api_bp.get("/<token>/download/<int:photo_id>")
 @password_attempts
 def download_photo(token: str, photo_id: int) -> Response:
-    """The original file under its original name, resumable (Range, If-Range), ETag from its sha256."""
+    """The original file under its original name, resumable (Range, If-Range), ETag from its sha256.
+    With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
     link = visitor_share(token)
     require_downloads(link)
     photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
     storage, key = get_storage(), albums.photo_key(photo)
     try:
+        redirected = delivery.photo_redirect(photo, environ=request.environ, on_close=_count_download(link))
+        if redirected is not None:
+            return redirected
         source = storage.local_path(key) or storage.open(key)
         return downloads.serve_file(
             source,
@@ -89,11 +95,12 @@ def download_all(token: str) -> Response:
     entries = albums.archive_plan(album)
     if not entries:
         raise EmptyAlbum()
-    if accel.enabled():  # nginx sends it from the ZIP cache, where its mtime (nginx's ETag) is kept stable
-        cached = accel.cached_archive(album, entries)
-        if cached is not None:
-            return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
-                                      on_close=_count_download(link))
+    # A ZIP of this version already in the ZIP cache (prepared in the background) is served as it is; with
+    # X-Accel, nginx sends it from there, where its mtime (nginx's ETag) is kept stable.
+    cached = accel.cached_archive(album, entries) if accel.enabled() else jobs.cached_archive(album)
+    if cached is not None:
+        return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
+                                  on_close=_count_download(link))
     config = current_app.config
     return archive_response(
         entries,

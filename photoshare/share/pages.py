@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, send_file, url_for
 
-from .. import albums
+from .. import albums, delivery
 from ..access import (
     ACCESS_COOKIE_MAX_AGE,
     PasswordRequired,
@@ -24,7 +24,6 @@ from ..models import ShareLink, increment, utcnow
 from ..storage import get_storage
 from . import gallery, pages_bp, password_attempts, visitor_share
 
-RENDITION_MAX_AGE = 365 * 24 * 3600  # thumbnails and views are content-addressed: they never change
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
 pages_bp.add_app_template_filter(gallery.human_size, "human_size")
@@ -78,16 +77,20 @@ def photos_fragment(token: str) -> Response:
 @password_attempts
 def thumbnail(token: str, photo_id: int) -> Response:
     """A grid thumbnail, made again from the original if it went missing."""
-    photo = gallery.share_photo(visitor_share(token), photo_id)
-    return _send_rendition(f"{photo.sha256}-t{current_app.config['THUMBNAIL_SIZE']}", lambda: albums.ensure_thumbnail(photo))
+    link = visitor_share(token)
+    photo = gallery.share_photo(link, photo_id)
+    etag = f"{photo.sha256}-t{current_app.config['THUMBNAIL_SIZE']}"
+    return _send_rendition(link, etag, lambda: albums.ensure_thumbnail(photo))
 
 
 @pages_bp.get("/s/<token>/view/<int:photo_id>")
 @password_attempts
 def view(token: str, photo_id: int) -> Response:
     """The large view (VIEW_SIZE on its long side) the viewer shows; made on first use, then kept."""
-    photo = gallery.share_photo(visitor_share(token), photo_id)
-    return _send_rendition(f"{photo.sha256}-v{current_app.config['VIEW_SIZE']}", lambda: albums.ensure_view(photo))
+    link = visitor_share(token)
+    photo = gallery.share_photo(link, photo_id)
+    etag = f"{photo.sha256}-v{current_app.config['VIEW_SIZE']}"
+    return _send_rendition(link, etag, lambda: albums.ensure_view(photo))
 
 
 @pages_bp.errorhandler(PasswordRequired)
@@ -126,6 +129,8 @@ def _tile_context(link: ShareLink) -> dict[str, object]:
         "rendition_box": gallery.rendition_box,
         "tile_ratio": gallery.tile_ratio,
         "download_url": download_photo_url,
+        "thumb_src": lambda photo: delivery.thumbnail_src(link, photo),  # on the CDN when there is one
+        "view_href": lambda photo: delivery.view_href(link, photo),
     }
 
 
@@ -148,25 +153,24 @@ def _grant_access(response: Response, link: ShareLink) -> Response:
     return response
 
 
-def _send_rendition(etag: str, ensure: Callable[[], str]) -> Response:
-    """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag.
+def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Response:
+    """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag; in a bucket behind a
+    CDN, a redirect to the CDN once it exists. Cache-Control as `delivery.rendition_cache_control` says.
 
     A browser that already has it gets 304 before storage is touched at all.
     """
     if request.if_none_match.contains(etag):
         response = Response(status=304)
         response.set_etag(etag)
-    else:
-        storage = get_storage()
-        try:
-            key = ensure()
-            source = storage.local_path(key) or storage.open(key)
-        except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
-            raise NotFound("This photo's file is missing.") from None
-        response = send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
-    # Private: a password-protected share's images must not sit in a shared cache, opened by the URL alone.
-    response.cache_control.no_cache = None
-    response.cache_control.private = True
-    response.cache_control.max_age = RENDITION_MAX_AGE
-    response.cache_control.immutable = True
-    return response
+        return delivery.rendition_cache_control(response, link)
+    storage = get_storage()
+    try:
+        key = ensure()
+        cdn_url = delivery.rendition_redirect(key)
+        if cdn_url is not None:
+            return delivery.redirect(cdn_url)
+        source = storage.local_path(key) or storage.open(key)
+    except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
+        raise NotFound("This photo's file is missing.") from None
+    response = send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
+    return delivery.rendition_cache_control(response, link)

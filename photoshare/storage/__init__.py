@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from .base import Storage, StorageError
+from .base import Storage, StorageError, StoredObject
 from .local import LocalStorage
 
-__all__ = ["Storage", "StorageError", "LocalStorage", "init_storage", "get_storage"]
+__all__ = ["Storage", "StorageError", "StoredObject", "LocalStorage", "init_storage", "get_storage"]
 
 
 def init_storage(app: Flask) -> None:

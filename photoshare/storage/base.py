@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 
 class StorageError(RuntimeError):
     """The store could not be reached or refused the operation; the request can be retried."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as the store describes it, without reading it."""
+
+    key: str
+    size: int
+    modified: float  # Unix time of its last write
 
 
 class Storage(Protocol):
@@ -29,6 +40,14 @@ class Storage(Protocol):
 
     def size(self, key: str) -> int: ...
 
+    def stat(self, key: str) -> StoredObject:
+        """Size and last write of `key`; raises FileNotFoundError when the key is absent."""
+        ...
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix` (half-written files excluded), in no promised order."""
+        ...
+
     def local_path(self, key: str) -> Path | None:
         """The file on this machine's disk, for sendfile-style delivery; None on remote stores."""
         ...
@@ -41,9 +60,10 @@ class Storage(Protocol):
         download_name: str | None = None,
         content_type: str | None = None,
         inline: bool = False,
+        method: str = "GET",
     ) -> str | None:
         """A URL the store answers directly until it expires, naming the file `download_name`; None when the
-        app must deliver the bytes itself (local disk)."""
+        app must deliver the bytes itself (local disk). `method` is GET or HEAD: S3 signs the method too."""
         ...
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:

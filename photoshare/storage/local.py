@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from werkzeug.security import safe_join
+
+from .base import StoredObject
 
 CHUNK = 1024 * 1024
 
@@ -54,6 +57,16 @@ class LocalStorage:
     def size(self, key: str) -> int:
         return self.path(key).stat().st_size
 
+    def stat(self, key: str) -> StoredObject:
+        info = self.path(key).stat()
+        return StoredObject(key, info.st_size, info.st_mtime)
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and not path.name.startswith(".partial-") and path.is_file():
+                yield self.stat(key)
+
     def local_path(self, key: str) -> Path | None:
         return self.path(key)
 
@@ -65,6 +78,7 @@ class LocalStorage:
         download_name: str | None = None,
         content_type: str | None = None,
         inline: bool = False,
+        method: str = "GET",
     ) -> str | None:
         return None  # the app (or nginx through X-Accel) serves local files itself
 

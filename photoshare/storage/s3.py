@@ -11,6 +11,7 @@ import errno
 import io
 import mimetypes
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, cast
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..config import ConfigError
 from ..downloads import content_disposition  # one rule for filenames, local and remote
-from .base import StorageError
+from .base import StorageError, StoredObject
 
 MiB = 1024 * 1024
 READ_BUFFER = 256 * 1024  # what one read from the network asks for; seeks inside it cost no request
@@ -157,6 +158,19 @@ class S3Storage:
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
 
+    def stat(self, key: str) -> StoredObject:
+        head = self._head(key)
+        return StoredObject(key, int(head["ContentLength"]), head["LastModified"].timestamp())
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Listed a page (1,000 keys) at a time; never the whole bucket in memory."""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(item["Key"], int(item["Size"]), item["LastModified"].timestamp())
+        except _TRANSIENT as exc:
+            raise StorageError(f"could not list {prefix}: {_one_line(exc)}") from exc
+
     def local_path(self, key: str) -> Path | None:
         return None
 
@@ -170,10 +184,13 @@ class S3Storage:
         download_name: str | None = None,
         content_type: str | None = None,
         inline: bool = False,
+        method: str = "GET",
     ) -> str:
-        """A GET URL that expires after `expires_in` seconds; the store answers with the given filename and type.
+        """A GET (or HEAD) URL that expires after `expires_in` seconds; the store answers with the given
+        filename and type.
 
-        Made locally (no request to the store). Range requests and resumes then go to the store itself.
+        Made locally (no request to the store). Range requests and resumes then go to the store itself. S3
+        signs the method: a HEAD needs a URL signed for HEAD (a GET URL answers it 403).
         """
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
             raise ValueError(f"expires_in must be 1..{MAX_PRESIGN_SECONDS} seconds, not {expires_in}")
@@ -184,7 +201,8 @@ class S3Storage:
             params["ResponseContentDisposition"] = "inline"
         if content_type:
             params["ResponseContentType"] = content_type
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_in))
+        operation = "head_object" if method.upper() == "HEAD" else "get_object"
+        return self.client.generate_presigned_url(operation, Params=params, ExpiresIn=int(expires_in))
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
         """The object's address on the CDN (CDN_ENABLED), or None: then deliver through `presigned_url`.

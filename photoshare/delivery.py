@@ -1,0 +1,147 @@
+"""Bytes the app does not send itself: redirects to the object store or the CDN, and what an edge may cache.
+
+The app still makes every decision (share checks, counting) and only then hands the visitor an address:
+
+- photo downloads on s3/r2: a presigned URL (SIGNED_URL_TTL_SECONDS) naming the original file and type, or
+  with CDN_ENABLED the CDN address with `?download=<name>` (deploy/cdn.md); Range and resume then go there;
+- gallery thumbnails: with s3/r2 and a CDN, the CDN address of the object itself; with local storage and a
+  CDN in front of the app, the app's own route on CDN_BASE_URL, for shares without a password only.
+
+Cache-Control, one rule per kind of answer:
+- content-addressed objects (originals, thumbnails, views: a name is never reused) are immutable for a year,
+  `public` in the bucket and on the app's routes for a share without a password when CDN_ENABLED, else
+  `private` (a password-protected share's image must never sit in a shared cache, reachable by URL alone);
+- anything for one visitor (pages, JSON, redirects, errors) is `private, no-store` or `private, no-cache`.
+
+Counting a redirect: the store sends the bytes, so the app never sees the last one go out (phase 1's rule).
+A GET that asks from the first byte (no Range, or `bytes=0-…`) counts as one download when its redirect is
+issued; HEADs and requests for later ranges (a resume, a download manager's other parts) do not. A download
+aborted after the redirect therefore counts; a resume against the presigned URL never comes back here. No
+`request` here: callers hand over the WSGI environ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, url_for
+from werkzeug.utils import redirect as _redirect
+from werkzeug.wrappers import Response
+
+from .albums import photo_key, thumbnail_key
+from .downloads import Delivery, OnClose, normalise_range
+from .models import Photo, ShareLink
+from .storage import get_storage
+
+PER_VISITOR = "private, no-store"
+RENDITION_MAX_AGE = 365 * 24 * 3600
+
+
+def cdn_enabled() -> bool:
+    return bool(current_app.config.get("CDN_ENABLED"))
+
+
+def cdn_base_url() -> str | None:
+    """CDN_BASE_URL without its trailing slash, when CDN_ENABLED; None otherwise."""
+    base = current_app.config.get("CDN_BASE_URL") if cdn_enabled() else None
+    return base.rstrip("/") if base else None
+
+
+def in_store(key: str) -> bool:
+    """Whether `key` lives in a remote store (no file on this machine): then the store sends its bytes."""
+    return get_storage().local_path(key) is None
+
+
+def redirect(url: str) -> Response:
+    """302 to `url`, never kept by a shared cache or the browser: it follows one visitor's checks."""
+    response = _redirect(url, 302)
+    response.headers["Cache-Control"] = PER_VISITOR
+    response.headers["Referrer-Policy"] = "no-referrer"  # the share's token stays off the store's logs
+    return response
+
+
+def handed_over(environ: dict[str, Any], size: int) -> Delivery:
+    """The Delivery a redirect stands for, for the close callbacks of phase 1 (`finished_file` counts): the
+    whole file for a GET from the first byte, nothing for a HEAD or a later range."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method == "GET" and _starts_at_zero(environ.get("HTTP_RANGE"), size):
+        return Delivery(method, 200, 0, size, size, True)
+    return Delivery(method, 302, 0, 0, size, False)
+
+
+def hand_over(url: str, *, environ: dict[str, Any], size: int, on_close: OnClose | None) -> Response:
+    """The redirect to `url`, counted by `on_close` now (the app sees nothing of the transfer itself)."""
+    response = redirect(url)
+    if on_close is not None:
+        on_close(handed_over(environ, size))
+    return response
+
+
+def photo_redirect(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response | None:
+    """The photo's download as a redirect to the CDN or a presigned URL, or None when the app sends it
+    (local disk). Asks the store whether the original is there first (one HEAD): a missing original raises
+    FileNotFoundError and an unreachable store StorageError (503), before anything is counted."""
+    storage, key = get_storage(), photo_key(photo)
+    if not in_store(key):
+        return None
+    if not storage.exists(key):
+        raise FileNotFoundError(key)
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    url = storage.public_url(key, download_name=photo.original_filename) or storage.presigned_url(
+        key,
+        expires_in=int(current_app.config["SIGNED_URL_TTL_SECONDS"]),
+        download_name=photo.original_filename,
+        content_type=photo.content_type,
+        method="HEAD" if method == "HEAD" else "GET",
+    )
+    assert url is not None  # a remote store always has one
+    return hand_over(url, environ=environ, size=photo.size, on_close=on_close)
+
+
+def rendition_redirect(key: str) -> str | None:
+    """The CDN address of a thumbnail or view in the bucket, or None when the app sends it itself."""
+    return get_storage().public_url(key)
+
+
+def edge_may_cache(link: ShareLink) -> bool:
+    """Whether a shared cache (the CDN in front of the app) may keep this share's images: only behind a CDN
+    the operator turned on, and only for a share without a password (anyone with the link sees it anyway)."""
+    return cdn_enabled() and link.password_hash is None
+
+
+def rendition_cache_control(response: Response, link: ShareLink) -> Response:
+    """Immutable for a year (thumbnails and views are content-addressed); `public` only per `edge_may_cache`."""
+    response.cache_control.no_cache = None
+    response.cache_control.no_store = None
+    response.cache_control.public = edge_may_cache(link)
+    response.cache_control.private = not edge_may_cache(link)
+    response.cache_control.max_age = RENDITION_MAX_AGE
+    response.cache_control.immutable = True
+    return response
+
+
+def thumbnail_src(link: ShareLink, photo: Photo) -> str:
+    """The gallery's <img src>: the object on the CDN (s3/r2 + CDN), the app's route on the CDN host (local
+    storage + CDN, shares without a password), or the app's own route."""
+    return rendition_redirect(thumbnail_key(photo)) or _route(link, "share.thumbnail", photo)
+
+
+def view_href(link: ShareLink, photo: Photo) -> str:
+    """The large view's address. Views are made on first use, so in a bucket the object may not exist yet:
+    the link goes to the app's route, which makes it and redirects to the CDN."""
+    return _route(link, "share.view", photo)
+
+
+def _route(link: ShareLink, endpoint: str, photo: Photo) -> str:
+    path = url_for(endpoint, token=link.token, photo_id=photo.id)
+    base = cdn_base_url()
+    if base and edge_may_cache(link) and not in_store(photo_key(photo)):
+        return base + path
+    return path
+
+
+def _starts_at_zero(header: str | None, size: int) -> bool:
+    if not header:
+        return True
+    normalised = normalise_range(header, size)
+    return normalised is None or normalised.startswith("bytes=0-") or normalised == f"bytes=-{size}"

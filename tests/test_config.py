@@ -1,0 +1,73 @@
+"""Configuration: defaults that run anywhere, instance/config.py, environment variables, test config, in that order."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from photoshare import create_app
+from photoshare.config import ConfigError
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("SECRET_KEY", "PHOTOSHARE_ENV", "BASE_URL", "UPLOAD_DIR", "DATABASE_URL", "MAX_UPLOAD_MB"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_keep_everything_in_the_instance_folder(instance, clean_env):
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    assert app.config["UPLOAD_DIR"] == str(instance / "uploads")
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'photoshare.sqlite3'}"
+    assert app.config["MAX_CONTENT_LENGTH"] == 200 * 1024 * 1024
+
+
+def test_development_secret_key_is_generated_once_and_kept(instance, clean_env):
+    first = create_app({"INSTANCE_PATH": str(instance)}).config["SECRET_KEY"]
+    second = create_app({"INSTANCE_PATH": str(instance)}).config["SECRET_KEY"]
+    assert first == second and len(first) >= 64
+    assert (instance / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_production_without_secret_key_refuses_to_start(instance, clean_env):
+    clean_env.setenv("PHOTOSHARE_ENV", "production")
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+        create_app({"INSTANCE_PATH": str(instance)})
+    assert not (instance / "secret_key").exists()
+
+
+def test_gunicorn_entry_point_explains_a_missing_production_key_in_one_line(instance):
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env |= {"PHOTOSHARE_ENV": "production", "PHOTOSHARE_INSTANCE": str(instance)}
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "SECRET_KEY must be set" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_environment_overrides_instance_config_and_test_config_overrides_both(instance, clean_env):
+    (instance / "config.py").write_text('BASE_URL = "https://from-file.example"\nMAX_UPLOAD_MB = 5\n')
+    assert create_app({"INSTANCE_PATH": str(instance)}).config["BASE_URL"] == "https://from-file.example"
+    clean_env.setenv("BASE_URL", "https://from-env.example/")
+    clean_env.setenv("MAX_UPLOAD_MB", "7")
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    assert app.config["BASE_URL"] == "https://from-env.example"  # trailing slash dropped
+    assert app.config["MAX_CONTENT_LENGTH"] == 7 * 1024 * 1024
+    assert create_app({"INSTANCE_PATH": str(instance), "MAX_UPLOAD_MB": 9}).config["MAX_UPLOAD_MB"] == 9
+
+
+def test_a_malformed_number_is_a_one_line_config_error(instance, clean_env):
+    clean_env.setenv("MAX_UPLOAD_MB", "lots")
+    with pytest.raises(ConfigError, match="MAX_UPLOAD_MB='lots' is not a valid value"):
+        create_app({"INSTANCE_PATH": str(instance)})
+
+
+def test_postgres_urls_use_psycopg_3(instance, clean_env):
+    clean_env.setenv("DATABASE_URL", "postgres://u:p@db.example/photos")
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/photos"
