@@ -35,6 +35,7 @@ PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares
 	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_jobs_embedded.py
 
 test: system-deps deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
 	PHOTOSHARE_TEST_POSTGRES=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 $(PG_TESTS)
 

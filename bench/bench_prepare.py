@@ -125,7 +125,7 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"gunicorn did not start: {(root / 'gunicorn.log').read_text()[-2000:]}")
+                    raise SystemExit(f"gunicorn did not start: {(root / 'gunicorn.log').read_text()[-2000:]}") from None
                 time.sleep(0.1)
 
         for _ in range(4):  # warm both workers (imports, first connections) so they are not measured

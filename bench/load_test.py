@@ -318,7 +318,7 @@ def main() -> int:
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB; Python {platform.python_version()}")
     print(f"album: {len(album.photos)} photos, {archive_mb:.1f} MB; {args.clients} clients for {args.seconds} s, HTTPS; "
           f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
-    print(f"\n| server | requests/s | MB/s | p50 | p90 | p99 | requests | errors | non-2xx/3xx |")
+    print("\n| server | requests/s | MB/s | p50 | p90 | p99 | requests | errors | non-2xx/3xx |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r.name} | {r.requests_per_s:.0f} | {r.mb_per_s:.0f} | {r.latency.get('50%', '?')} | "

@@ -60,4 +60,4 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-__all__ = ["create_app", "ConfigError"]
+__all__ = ["ConfigError", "create_app"]

@@ -13,9 +13,10 @@ import posixpath
 import re
 import unicodedata
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import BinaryIO
 
 # Bump when the bytes the writer produces for the same plan change: it is part of every archive digest.
 ARCHIVE_FORMAT = "zip-stored-1"
@@ -63,6 +64,11 @@ def clean_filename(name: str, fallback: str = "photo") -> str:
     return name
 
 
+def archive_name(title: str) -> str:
+    """The album title as a file name anywhere: `Summer / Beach` → `Summer - Beach.zip`."""
+    return clean_filename(title.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"
+
+
 def unique_names(names: Iterable[str]) -> list[str]:
     """De-duplicate names case-insensitively: `a.jpg`, `A.JPG`, `a.jpg` → `a.jpg`, `A_1.JPG`, `a_2.jpg`.
 
@@ -106,7 +112,7 @@ def plan_archive(photos: Sequence[tuple[str, str, int, str, datetime]]) -> list[
     names = unique_names(clean_filename(original) for original, *_ in photos)
     return [
         ArchiveEntry(name=name, storage_key=key, size=size, sha256=sha, date_time=zip_time(moment))
-        for name, (_original, key, size, sha, moment) in zip(names, photos)
+        for name, (_original, key, size, sha, moment) in zip(names, photos, strict=True)
     ]
 
 

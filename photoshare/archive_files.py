@@ -190,7 +190,7 @@ def _build(entries: Sequence[ArchiveEntry], path: Path, open_source: Callable[[s
         _remove(partial)
     elapsed = time.monotonic() - started
     log.info("built archive %s: %d photos, %d bytes in %.2fs", path.name, len(entries), size, elapsed)
-    return open(path, "rb")  # noqa: SIM115  (the SharedArchive owns it)
+    return open(path, "rb")
 
 
 def _leave(fd: int, lock_path: Path, path: Path) -> None:
@@ -235,7 +235,7 @@ def _is_current(fd: int, lock_path: Path) -> bool:
 
 def _open_if_exists(path: Path) -> IO[bytes] | None:
     try:
-        return open(path, "rb")  # noqa: SIM115
+        return open(path, "rb")
     except FileNotFoundError:
         return None
 

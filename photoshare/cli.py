@@ -25,7 +25,6 @@ from .models import Album, User, utcnow
 from .storage import StorageError
 from .storage.migrate import storage_migrate_command
 
-
 MAX_EXPIRY_HOURS = 10 * 365 * 24  # keeps `now + hours` a real date, like the owner pages' limit
 
 

@@ -17,7 +17,7 @@ from .extensions import db
 from .models import Album, User
 
 DEMO_EMAIL = "demo@photoshare.local"
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "demo-password"  # noqa: S105 (printed for the demo on purpose)
 DEMO_TITLE = "Demo: Summer on the coast"
 
 
@@ -31,7 +31,7 @@ def generated_photo(index: int, rng: random.Random) -> bytes:
     draw = ImageDraw.Draw(image)
     for y in range(height):
         t = y / height
-        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
+        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
     for _ in range(12):
         x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(40, 220)
         draw.ellipse([x - r, y - r, x + r, y + r], outline=(255, 255, 255), width=6)
@@ -58,7 +58,7 @@ def demo_command(photos: int) -> None:
     ).scalar_one_or_none()
     if album is None:
         album = albums.create_album(owner, DEMO_TITLE)
-        rng = random.Random(42)
+        rng = random.Random(42)  # noqa: S311 (colours, not secrets)
         with click.progressbar(range(photos), label="generating photos") as bar:
             for index in bar:
                 albums.add_photo(album, f"IMG_{index + 1:04d}.jpg", io.BytesIO(generated_photo(index, rng)), commit=False)

@@ -149,7 +149,7 @@ def serve_file(
                                    etag=etag, on_close=on_close, as_attachment=as_attachment)
     if handed_over is not None:
         return handed_over
-    file = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source  # noqa: SIM115
+    file = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
     method = environ.get("REQUEST_METHOD", "GET").upper()
     body = ResponseFile(file, on_close, method)
     try:

@@ -13,7 +13,6 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
-
 # Every constraint gets a predictable name, so a later migration can drop or change it by name (SQLite's batch
 # mode cannot touch an unnamed one) and the name is the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {

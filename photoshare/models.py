@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -12,7 +12,7 @@ from .extensions import db
 
 def utcnow() -> datetime:
     """Naive UTC: what SQLite and PostgreSQL `timestamp` columns both round-trip unchanged."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class User(db.Model):
@@ -144,4 +144,4 @@ def increment(model: type[db.Model], row_id: int, column: str) -> None:
     db.session.commit()
 
 
-__all__ = ["User", "Album", "Photo", "ShareLink", "DownloadJob", "DownloadNotice", "increment", "utcnow"]
+__all__ = ["Album", "DownloadJob", "DownloadNotice", "Photo", "ShareLink", "User", "increment", "utcnow"]

@@ -284,7 +284,7 @@ def test_concurrent_readers_share_one_build_and_the_last_one_removes_it(app, pla
         try:
             barrier.wait()
             opened.append(archive_files.open_shared(entries, version="v1", open_source=open_source, **dirs))
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(8)]
@@ -305,7 +305,7 @@ def test_concurrent_readers_share_one_build_and_the_last_one_removes_it(app, pla
 
 
 def test_failed_build_raises_and_leaves_neither_archive_nor_lock(app, plan):
-    entries, storage = plan
+    entries, _storage = plan
 
     def broken(key: str):
         raise FileNotFoundError(key)

@@ -207,7 +207,7 @@ def _first_photo_id(site: Site, token: str) -> int:
 def test_if_range_after_the_album_changed_gets_the_whole_new_archive(site, tmp_path):
     album_id, token = site.album(photos=3)
     path = f"/api/share/{token}/download-all"
-    status, headers, first = request(site, path, {"Range": "bytes=0-999"})
+    status, headers, _first = request(site, path, {"Range": "bytes=0-999"})
     assert status == 206
     with site.app.app_context():
         albums.rename_photo(db.session.get(Album, album_id).photos[0], "renamed.jpg")

@@ -173,7 +173,7 @@ def test_if_range_with_the_current_etag_gives_206_and_with_a_stale_one_the_whole
 
 
 def test_if_range_with_a_date_is_honoured(client, shared):
-    token, photo, data = shared
+    token, photo, _data = shared
     last_modified = get(client, url_of(token, photo)).headers["Last-Modified"]
     response = get(client, url_of(token, photo), headers={"Range": "bytes=0-9", "If-Range": last_modified})
     assert response.status_code == 206
@@ -249,7 +249,7 @@ def test_missing_file_on_disk_is_a_clear_json_error_not_a_trace(app, client, sha
 
 
 def test_only_a_download_that_delivers_the_last_byte_counts(app, client, shared):
-    token, photo, data = shared
+    token, photo, _data = shared
     url = url_of(token, photo)
     client.head(url, buffered=True)
     get(client, url, headers={"Range": "bytes=0-99"})

@@ -260,7 +260,7 @@ def test_redis_down_gives_503_json_not_a_traceback(app, instance, make_album, ma
 
 
 def test_beat_schedule_sweeps_outdated_zips_and_leftover_partials_through_the_worker(stack):
-    album_id, token = stack.album(count=1, title="Swept")
+    album_id, _token = stack.album(count=1, title="Swept")
     cache_dir = Path(stack.app.config["ZIP_CACHE_DIR"])
     outdated = cache_dir / f"album-{album_id}-0123456789abcdef.zip"  # a version the album does not have
     leftover = cache_dir / f".partial-{'e' * 32}.zip"  # no such job is running

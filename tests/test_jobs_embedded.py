@@ -118,7 +118,7 @@ def test_prepare_reports_progress_then_ready_link_resumes_with_range_and_needs_n
 def test_curl_resumes_an_interrupted_prepared_download(app, server, make_album, make_share, tmp_path):
     album_id = big_album(make_album, count=2)
     token = make_share(album_id)
-    status, data = prepare(server.url, token)
+    _status, data = prepare(server.url, token)
     url = poll_status(server.url, token, data["job_id"])["download_url"]
     out = tmp_path / "album.zip"
     subprocess.run(["curl", "-sS", "-r", "0-4999", "-o", str(out), url], check=True)
@@ -275,7 +275,7 @@ def test_tampered_or_foreign_links_are_404_and_revoked_share_is_410(app, client,
     url = local(client_poll(client, token, client.post(f"/api/share/{token}/prepare-download").get_json()["job_id"])["download_url"])
     signed = url.removeprefix("/d/")
     flipped = signed[:-1] + ("A" if signed[-1] != "A" else "B")
-    payload, _, rest = signed.partition(".")
+    payload, _, _rest = signed.partition(".")
     with app.app_context():
         from photoshare.access import access_cookie_value
         from photoshare.models import ShareLink

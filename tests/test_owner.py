@@ -43,7 +43,7 @@ def load_album(app, album_id: int) -> Album | None:
     with app.app_context():
         album = db.session.get(Album, album_id)
         if album is not None:
-            album.photos  # noqa: B018  (load before the session closes)
+            album.photos
             db.session.expunge(album)
         return album
 

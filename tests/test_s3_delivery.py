@@ -14,9 +14,10 @@ import io
 import subprocess
 import time
 import zipfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import pytest
@@ -191,7 +192,7 @@ def test_photo_download_keeps_every_share_check_before_any_redirect(site, backen
     with site.app_context():
         revoke_share_link(db.session.execute(db.select(ShareLink).filter_by(token=tokens["revoked"])).scalar_one())
     client = site.test_client()
-    url = "/api/share/{}/download/%d" % photo
+    url = "/api/share/{}/download/" + str(photo)
     refused = [
         (client.get(url.format(tokens["password"])), 401, "password_required"),
         (client.get(url.format(tokens["password"]), headers={"X-Share-Password": "wrong"}), 403, "wrong_password"),

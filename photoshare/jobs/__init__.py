@@ -37,20 +37,20 @@ from .sweep import cleanup_command, sweep
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "init_jobs",
-    "prepare",
-    "status",
-    "open_prepared",
-    "needs_preparation",
+    "CachedArchive",
+    "JobNotFound",
+    "JobView",
+    "JobsUnavailable",
+    "StoredArchive",
     "cached_archive",
     "cached_response",
-    "serve_archive",
-    "CachedArchive",
-    "StoredArchive",
-    "JobView",
-    "JobNotFound",
-    "JobsUnavailable",
     "get_runner",
+    "init_jobs",
+    "needs_preparation",
+    "open_prepared",
+    "prepare",
+    "serve_archive",
+    "status",
     "sweep",
 ]
 

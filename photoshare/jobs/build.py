@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import current_app
 

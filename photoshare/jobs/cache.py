@@ -56,7 +56,7 @@ def open_cached(album_id: int, version: str) -> CachedArchive | None:
     """The ready archive of this album version, open and locked against removal; None if absent."""
     path = archive_path(album_id, version)
     try:
-        file = open(path, "rb")  # noqa: SIM115  (the caller owns it)
+        file = open(path, "rb")
     except FileNotFoundError:
         return None
     try:

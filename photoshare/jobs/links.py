@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -72,7 +72,7 @@ def url(grant: Grant, *, issued_at: float | None = None) -> str:
 
 
 def expires_at(issued_at: float | None = None) -> datetime:
-    issued = datetime.fromtimestamp(int(issued_at or time.time()), timezone.utc)
+    issued = datetime.fromtimestamp(int(issued_at or time.time()), UTC)
     return issued + timedelta(seconds=LINK_MAX_AGE)
 
 

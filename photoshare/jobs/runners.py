@@ -14,9 +14,10 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from flask import Flask, current_app
 
@@ -114,7 +115,7 @@ class RedisBuildLock:
             self.held = False
             try:
                 self.lock.release()
-            except Exception as exc:  # expired meanwhile: nothing left to release
+            except Exception as exc:  # noqa: BLE001 (expired meanwhile: nothing left to release)
                 log.info("build lock already gone: %s", exc)
 
 
@@ -179,7 +180,7 @@ class EmbeddedRunner:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _sweep_loop(runner_ref: "weakref.ref[EmbeddedRunner]", stop: threading.Event, interval: float) -> None:
+def _sweep_loop(runner_ref: weakref.ref[EmbeddedRunner], stop: threading.Event, interval: float) -> None:
     from .sweep import sweep
 
     while not stop.wait(interval):

@@ -92,7 +92,7 @@ def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
     if created and job.status == store.QUEUED:
         try:
             runner.dispatch_build(job.id)
-        except Exception as exc:  # broker unreachable: no job may wait forever on a message never sent
+        except Exception as exc:  # noqa: BLE001 (broker unreachable: no job may wait forever on a message never sent)
             log.error("could not queue job %s: %s", job.id, exc)
             store.fail(job.id, JobsUnavailable.message)
             raise JobsUnavailable() from None

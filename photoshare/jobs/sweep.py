@@ -96,7 +96,7 @@ def resend_if_orphaned(job: DownloadJob) -> bool:
         return False
     try:
         get_runner().dispatch_build(job.id)
-    except Exception as exc:  # broker down: the next pass tries again
+    except Exception as exc:  # noqa: BLE001 (broker down: the next pass tries again)
         log.warning("could not re-send queued job %s: %s", job.id, exc)
         return False
     log.info("re-sent job %s, queued since %s", job.id, job.created_at)

@@ -6,9 +6,10 @@ that does not exist (404 either way).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 

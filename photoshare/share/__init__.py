@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, request
+from collections.abc import Callable
+
+from flask import Blueprint, Flask, current_app, g, request
 
 from ..access import WrongPassword, open_share
+from ..downloads import Delivery
 from ..extensions import client_and_share_key, limiter
-from ..models import ShareLink
+from ..models import ShareLink, increment
 
 pages_bp = Blueprint("share", __name__)
 api_bp = Blueprint("share_api", __name__, url_prefix="/api/share")
@@ -36,5 +39,20 @@ def visitor_share(token: str) -> ShareLink:
         raise
 
 
-from . import api, pages  # noqa: E402,F401  (routes register on the blueprints above)
-from . import jobs_api, prepare  # noqa: E402,F401  (prepared downloads: API, preparing page, signed link)
+def count_download(link: ShareLink) -> Callable[[Delivery], None]:
+    """A close callback adding one to the link's download count once the file's last byte went out.
+
+    It runs when the server closes the body, after the request's app context is gone: it brings its own.
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    link_id = link.id
+
+    def on_close(delivery: Delivery) -> None:
+        if delivery.finished_file:
+            with app.app_context():
+                increment(ShareLink, link_id, "download_count")
+
+    return on_close
+
+
+from . import api, jobs_api, pages, prepare  # noqa: E402,F401  (routes register on the blueprints above)  # noqa: E402,F401  (prepared downloads: API, preparing page, signed link)

@@ -12,21 +12,20 @@ split download never count. Counting requests that start at byte 0 would count a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request, url_for
+from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import accel, albums, delivery, downloads, jobs
 from ..access import require_downloads
-from ..archive import clean_filename
+from ..archive import archive_name
 from ..archive_files import archive_response
 from ..errors import AppError, NotFound
 from ..extensions import limiter
-from ..models import ShareLink, increment
+from ..models import ShareLink
 from ..storage import get_storage
-from . import api_bp, gallery, password_attempts, visitor_share
+from . import api_bp, count_download, gallery, password_attempts, visitor_share
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
 # for a download manager splitting the archive into 8 ranges and resuming each a few times.
@@ -64,7 +63,7 @@ def download_photo(token: str, photo_id: int) -> Response:
     photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
     storage, key = get_storage(), albums.photo_key(photo)
     try:
-        redirected = delivery.photo_redirect(photo, environ=request.environ, on_close=_count_download(link))
+        redirected = delivery.photo_redirect(photo, environ=request.environ, on_close=count_download(link))
         if redirected is not None:
             return redirected
         source = storage.local_path(key) or storage.open(key)
@@ -76,7 +75,7 @@ def download_photo(token: str, photo_id: int) -> Response:
             etag=photo.sha256,
             last_modified=photo.uploaded_at,
             size=photo.size,
-            on_close=_count_download(link),
+            on_close=count_download(link),
         )
     except FileNotFoundError:
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
@@ -100,7 +99,7 @@ def download_all(token: str) -> Response:
     cached = accel.cached_archive(album, entries) if accel.enabled() else jobs.cached_archive(album)
     if cached is not None:
         return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
-                                  on_close=_count_download(link))
+                                  on_close=count_download(link))
     config = current_app.config
     return archive_response(
         entries,
@@ -110,7 +109,7 @@ def download_all(token: str) -> Response:
         temp_dir=config["TEMP_DIR"],
         lock_dir=config["LOCK_DIR"],
         open_source=get_storage().open,
-        on_close=_count_download(link),
+        on_close=count_download(link),
     )
 
 
@@ -139,25 +138,3 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
         "download_all_url": base + url_for("share_api.download_all", token=token),
         "photos": photos,
     }
-
-
-def archive_name(title: str) -> str:
-    """The album title as a file name anywhere: `Summer / Beach` → `Summer - Beach.zip`."""
-    return clean_filename(title.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"
-
-
-def _count_download(link: ShareLink) -> Callable[[downloads.Delivery], None]:
-    """A close callback adding one to the link's download count once the file's last byte went out.
-
-    It runs when the server closes the body, after the request's app context is gone: it brings its own.
-    """
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    link_id = link.id
-
-    def on_close(delivery: downloads.Delivery) -> None:
-        if delivery.finished_file:
-            with app.app_context():
-                increment(ShareLink, link_id, "download_count")
-
-    return on_close
-

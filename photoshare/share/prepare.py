@@ -12,12 +12,12 @@ from werkzeug.wrappers import Response
 
 from .. import jobs
 from ..access import ShareGone, ShareNotFound, find_share, require_downloads
+from ..archive import archive_name
 from ..errors import error_response, wants_json
 from ..extensions import db
 from ..jobs import links, notify
 from ..models import ShareLink
-from . import gallery, pages_bp, password_attempts, visitor_share
-from .api import _count_download, archive_name
+from . import count_download, gallery, pages_bp, password_attempts, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
@@ -55,7 +55,7 @@ def prepared_download(signed: str) -> Response:
     except links.LinkGone as exc:
         return _link_gone(exc)
     return jobs.serve_archive(
-        cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=_count_download(share)
+        cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=count_download(share)
     )
 
 

@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from .base import Storage, StorageError, StoredObject
 from .local import LocalStorage
 
-__all__ = ["Storage", "StorageError", "StoredObject", "LocalStorage", "init_storage", "get_storage"]
+__all__ = ["LocalStorage", "Storage", "StorageError", "StoredObject", "get_storage", "init_storage"]
 
 
 def init_storage(app: Flask) -> None:

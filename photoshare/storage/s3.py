@@ -11,9 +11,9 @@ import errno
 import io
 import mimetypes
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import quote
 
 import boto3
@@ -289,7 +289,7 @@ class _ObjectReader(io.RawIOBase):
         if self._body is not None:
             try:
                 self._body.close()
-            except Exception:  # a broken connection is already gone; nothing to release
+            except Exception:  # noqa: BLE001,S110 (a broken connection is already gone; nothing to release)
                 pass
             self._body = None
 
