@@ -29,10 +29,11 @@ system-deps:
 	fi
 
 # Run a second time against a real PostgreSQL server (started by the tests on a free port, in a temp folder):
-# the schema and its migrations, albums and share links, every download path with its counters, and job rows
-# (files whose `app` fixture takes `database_config`).
+# the schema and its migrations, albums and share links, every download path with its counters (in-process and
+# through a real gunicorn), and job rows (files whose `app` fixture takes `database_config` or `postgres_server`).
 PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares.py tests/test_share_pages.py \
-	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_jobs_embedded.py
+	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_downloads_http.py \
+	tests/test_jobs_embedded.py
 
 test: system-deps deps
 	$(BIN)/ruff check .
@@ -41,6 +42,7 @@ test: system-deps deps
 
 bench: deps
 	$(BIN)/python bench/bench_downloads.py
+	$(BIN)/python bench/bench_prepare.py
 
 # 50 clients through nginx + gunicorn (deploy/) for 20 s, against nginx serving the same bytes (needs root and wrk).
 load-test: system-deps deps

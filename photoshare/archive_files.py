@@ -109,6 +109,7 @@ def archive_response(
         last_modified=last_modified,
         size=shared.size,
         on_close=close,
+        dated_if_range=False,  # an album can change twice within a second: only its ETag names the bytes
     )
 
 

@@ -1,9 +1,7 @@
-"""Owner log in and out, and the `login_required` guard for owner pages."""
+"""Owner log in and out, and who is logged in (the owner blueprint checks it once for all its pages)."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
@@ -43,16 +41,6 @@ def current_user() -> User | None:
         user_id = session.get("user_id")
         g.user = db.session.get(User, user_id) if user_id else None
     return g.user
-
-
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_user() is None:
-            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -11,10 +11,12 @@ import click
 from PIL import Image, ImageDraw
 
 from . import albums
-from .access import create_share_link
+from .access import create_share_link, share_url
 from .auth import create_user
+from .cli import Command
 from .extensions import db
 from .models import Album, User
+from .schema import upgrade_database
 
 DEMO_EMAIL = "demo@photoshare.local"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (printed for the demo on purpose)
@@ -44,13 +46,11 @@ def generated_photo(index: int, rng: random.Random) -> bytes:
     return out.getvalue()
 
 
-@click.command("demo")
+@click.command("demo", cls=Command)
 @click.option("--photos", default=24, show_default=True, help="How many photos to generate.")
 def demo_command(photos: int) -> None:
     """Create (once) a demo owner and album, and print the album's share link."""
-    from .cli import share_url
-
-    db.create_all()
+    upgrade_database()  # the same schema as init-db, so the demo also works on a fresh database
     owner = db.session.execute(db.select(User).where(User.email == DEMO_EMAIL)).scalar_one_or_none()
     owner = owner or create_user(DEMO_EMAIL, DEMO_PASSWORD)
     album = db.session.execute(

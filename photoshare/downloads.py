@@ -133,13 +133,15 @@ def serve_file(
     size: int | None = None,
     on_close: OnClose | None = None,
     as_attachment: bool = True,
+    dated_if_range: bool = True,
 ) -> Response:
     """The response for a file: 200, 206, 304 or 416 (raised), with Accept-Ranges, a strong ETag, Last-Modified
     and Content-Disposition.
 
     `source` is a path or a seekable binary file (which this function then owns). `etag` is the unquoted strong
     validator; it must change whenever the bytes do. `on_close(Delivery)` runs exactly once, when the server
-    closes the body, or before this function raises.
+    closes the body, or before this function raises. `dated_if_range=False` when the bytes can change twice
+    within one second of `last_modified` (an album's archive): an If-Range date then never resumes a range.
 
     With SENDFILE_BACKEND=x-accel and a file nginx can open, the answer is an X-Accel-Redirect (accel.py).
     """
@@ -161,7 +163,8 @@ def serve_file(
         response.last_modified = last_modified
         response.cache_control.no_cache = True  # revalidate every time; the ETag keeps that cheap
         response.content_length = size
-        response.make_conditional(conditional_environ(environ, etag, size), accept_ranges=True, complete_length=size)
+        conditional = conditional_environ(environ, etag, size, dated_if_range=dated_if_range)
+        response.make_conditional(conditional, accept_ranges=True, complete_length=size)
         if response.status_code == 412:
             raise PreconditionFailed("The file has changed since you last fetched it.")
         if response.status_code == 206 and response.content_range is not None:
@@ -189,11 +192,14 @@ def not_modified(environ: dict[str, Any], etag: str, last_modified: datetime) ->
     return response
 
 
-def conditional_environ(environ: dict[str, Any], etag: str, size: int) -> dict[str, Any]:
+def conditional_environ(
+    environ: dict[str, Any], etag: str, size: int, *, dated_if_range: bool = True
+) -> dict[str, Any]:
     """A copy of `environ` whose Range header says what RFC 9110 means, in a form Werkzeug reads that way.
 
     Range is dropped when it must be ignored (a method other than GET, a unit other than bytes, several ranges,
-    an empty file, or an If-None-Match that already matches, which wins over Range).
+    an empty file, or an If-None-Match that already matches, which wins over Range). Without `dated_if_range`,
+    an If-Range date never matches: Last-Modified is then a weak validator (RFC 9110 8.8.2.2, 13.1.5).
     """
     env = dict(environ)
     header = env.pop("HTTP_RANGE", None)
@@ -202,8 +208,8 @@ def conditional_environ(environ: dict[str, Any], etag: str, size: int) -> dict[s
     if "HTTP_IF_NONE_MATCH" in env and parse_etags(env["HTTP_IF_NONE_MATCH"]).contains_weak(etag):
         return env
     if_range = env.get("HTTP_IF_RANGE", "").strip()
-    if if_range.startswith("W/"):
-        # If-Range needs a strong match; a weak tag never matches, so the whole file is sent.
+    if if_range.startswith("W/") or (if_range and not dated_if_range and not if_range.startswith('"')):
+        # If-Range needs a strong match; a weak tag or date never matches, so the whole file is sent.
         env["HTTP_IF_RANGE"] = '"-"'
     normalised = normalise_range(header, size)
     if normalised is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -64,13 +65,25 @@ def error_response(status: int, error: str, message: str, headers: dict[str, str
     else:
         title = TITLES.get(status, "Error")
         response = Response(
-            render_template("errors/page.html", status=status, title=title, message=message, error=error, **extra)
+            render_template(
+                "errors/page.html", status=status, title=title, message=message, error=error,
+                retry_url=retry_url(), **extra,
+            )
         )
     response.status_code = status
     response.headers.update(headers or {})
     # An error answers one visitor (a wrong password, an expired link): no shared cache or CDN may keep it.
     response.headers.setdefault("Cache-Control", "private, no-store")
     return response
+
+
+def retry_url() -> str:
+    """Where "Try again" goes: a GET repeated as it was, but never with a password in the address; after a
+    form post, the page the form came from."""
+    if request.method != "GET":
+        return request.path
+    args = [(key, value) for key, value in request.args.items(multi=True) if key != "password"]
+    return request.path + ("?" + urlencode(args) if args else "")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -258,12 +258,13 @@ class CeleryWorker:
 class SmtpSink:
     """A real SMTP server (aiosmtpd) on a free port that keeps every message it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
+        """`options` go to aiosmtpd's Controller, e.g. tls_context= and require_starttls=True."""
         from aiosmtpd.controller import Controller
 
         self.messages: list[Any] = []
         self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
     async def handle_DATA(self, server, session, envelope) -> str:

@@ -57,6 +57,22 @@ def test_checks_come_before_the_hand_over(accel_app, client, make_album, make_sh
     assert "X-Accel-Redirect" not in client.get(f"/api/share/{no_downloads}/download/{photo.id}").headers
 
 
+def test_thumbnails_and_views_are_handed_to_nginx_after_the_share_check(accel_app, client, make_album, make_share):
+    from photoshare import albums
+
+    album_id = make_album()
+    photo = first_photo(accel_app, album_id)
+    token, locked = make_share(album_id), make_share(album_id, password="long enough")
+    assert "X-Accel-Redirect" not in client.get(f"/s/{locked}/thumb/{photo.id}").headers  # 401 first
+    for route, key in (("thumb", albums.thumbnail_key(photo)), ("view", albums.view_key(photo))):
+        response = client.get(f"/s/{token}/{route}/{photo.id}")
+        assert response.status_code == 200 and response.data == b""
+        assert response.headers["X-Accel-Redirect"] == f"/_accel/uploads/{key}"
+        assert response.headers["Content-Type"] == "image/jpeg"
+        assert response.headers["Content-Disposition"].startswith("inline;")
+        assert response.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+
+
 def test_without_the_setting_the_app_sends_the_bytes(app, client, make_album, make_share):
     album_id = make_album()
     photo = first_photo(app, album_id)

@@ -35,7 +35,10 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, owner):
 def test_login_without_csrf_token_is_refused(client, owner):
     client.get("/login")
     response = client.post("/login", data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD})
+    html = response.get_data(as_text=True)
     assert response.status_code == 400
+    assert "Bad request" in html and "reload the page" in html and "/static/css/app.css" in html
+    assert "CSRFError" not in html and "Traceback" not in html
     assert client.get("/albums").status_code == 302
 
 

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from werkzeug.security import check_password_hash
 
+from photoshare import create_app
 from photoshare.extensions import db
 from photoshare.models import Album, ShareLink, User, utcnow
-from tests.conftest import OWNER_EMAIL, ROOT, make_jpeg
+from tests.conftest import OWNER_EMAIL, ROOT, base_config, make_jpeg
 
 
 def assert_one_line_error(result, exit_code: int = 1, contains: str = "") -> None:
@@ -180,9 +181,6 @@ def test_bad_create_share_is_one_line_and_creates_no_link(app, runner, make_albu
 
 
 def test_commands_before_init_db_say_so_in_one_line(tmp_path):
-    from photoshare import create_app
-    from tests.conftest import base_config
-
     instance = tmp_path / "fresh"
     instance.mkdir()
     runner = create_app(base_config(instance)).test_cli_runner()
@@ -215,3 +213,27 @@ def test_real_flask_command_scripts_a_whole_share_and_fails_in_one_line(tmp_path
     assert bad.stderr.strip().splitlines() == ["Error: Invalid value for 'ALBUM_ID': 'not-a-number' is not a valid integer."]
     duplicate = flask_cli(instance, "create-user", "me@example.com", "--password", "long enough")
     assert duplicate.returncode == 1 and duplicate.stderr.strip().splitlines() == ["Error: a user me@example.com already exists"]
+
+
+# ---- demo (what `make run` serves) ------------------------------------------------------------------------
+
+
+def test_demo_makes_one_album_of_generated_photos_and_prints_a_working_share_link(tmp_path):
+    """On a fresh database (no init-db first), then again: the same album and link, nothing duplicated."""
+    instance = tmp_path / "instance"
+    first, again = flask_cli(instance, "demo", "--photos", "3"), flask_cli(instance, "demo", "--photos", "3")
+
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    link = first.stdout.strip().splitlines()[-1].split()[-1]
+    assert link.startswith("http://cli.test/s/") and again.stdout.strip().splitlines()[-1].endswith(link)
+    app = create_app(base_config(instance))
+    with app.app_context():
+        assert db.session.query(Album).count() == 1 and db.session.query(ShareLink).count() == 1
+        assert [p.original_filename for p in db.session.query(Album).one().photos] == [
+            "IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg",
+        ]
+    page = app.test_client().get(link.removeprefix("http://cli.test"))
+    assert page.status_code == 200 and "Download all" in page.get_data(as_text=True)
+    with app.app_context():
+        db.engine.dispose()
+    assert flask_cli(instance, "init-db").returncode == 0  # init-db after the demo finds the schema current

@@ -71,3 +71,13 @@ def test_postgres_urls_use_psycopg_3(instance, clean_env):
     clean_env.setenv("DATABASE_URL", "postgres://u:p@db.example/photos")
     app = create_app({"INSTANCE_PATH": str(instance)})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/photos"
+
+
+def test_upload_dir_secret_key_and_database_url_come_from_the_environment(instance, tmp_path, clean_env):
+    clean_env.setenv("UPLOAD_DIR", str(tmp_path / "photos"))
+    clean_env.setenv("SECRET_KEY", "from-the-environment")
+    clean_env.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}")
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    assert app.config["UPLOAD_DIR"] == str(tmp_path / "photos") and (tmp_path / "photos").is_dir()
+    assert app.config["SECRET_KEY"] == "from-the-environment" and not (instance / "secret_key").exists()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"

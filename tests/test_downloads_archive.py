@@ -138,6 +138,24 @@ def test_album_change_changes_the_etag_and_a_stale_if_range_gets_the_whole_new_a
     assert current.status_code == 206 and current.data == response.data[1000:]
 
 
+def test_if_range_with_a_date_never_mixes_two_versions_changed_in_the_same_second(app, client, shared_album):
+    """An album can change twice within one second, so its Last-Modified is a weak validator (RFC 9110
+    8.8.2.2): If-Range by date gets the whole archive; only the ETag resumes."""
+    album_id, token = shared_album
+    old = get(client, all_url(token), headers={"Range": "bytes=0-999"})
+    with app.app_context():
+        album = db.session.get(Album, album_id)
+        updated_at = album.updated_at
+        albums.rename_photo(album.photos[0], "renamed.jpg")
+        album.updated_at = updated_at  # the change fell within the same second
+        db.session.commit()
+    response = get(client, all_url(token), headers={"Range": "bytes=1000-", "If-Range": old.headers["Last-Modified"]})
+    assert response.status_code == 200 and response.headers["Last-Modified"] == old.headers["Last-Modified"]
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        assert archive.namelist()[0] == "renamed.jpg" and archive.testzip() is None
+    assert temp_files(app) == []
+
+
 def test_if_none_match_gives_304_without_building(app, client, shared_album, caplog):
     _, token = shared_album
     etag = get(client, all_url(token)).headers["ETag"]

@@ -128,6 +128,19 @@ def test_curl_resumes_an_interrupted_prepared_download(app, server, make_album, 
     subprocess.run(["unzip", "-tq", str(out)], check=True)
 
 
+def test_download_link_still_works_after_the_server_restarts(app, instance, server, make_album, make_share):
+    album_id = make_album(count=2)
+    token = make_share(album_id)
+    url = poll_status(server.url, token, prepare(server.url, token)[1]["job_id"])["download_url"]
+    server.stop()  # every process that made or knew the link is gone
+    restarted = LiveServer(instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        reply = http("GET", restarted.url + url.removeprefix(server.url))  # a new port here, same path
+    finally:
+        restarted.stop()
+    assert reply.status == 200 and sha256(reply.body) == sha256(expected_archive(app, album_id))
+
+
 def test_cache_hit_answers_ready_at_once_without_building_again(app, client, make_album, make_share):
     album_id = make_album(count=3)
     token = make_share(album_id)
@@ -383,6 +396,41 @@ def test_email_is_sent_when_ready_with_a_link_that_works(app, client, make_album
     assert [m["To"] for m in smtp.messages] == ["Guest@example.com", "late@example.com"]
 
 
+def test_email_goes_through_starttls_and_login_when_configured(app, client, make_album, make_share, tmp_path, monkeypatch):
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.jobs_support import SmtpSink
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this test's server, and checks it
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[bytes] = []
+
+    def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and auth_data == (b"mailer", b"s3cret")
+        logins.append(auth_data.login if ok else b"refused")
+        return AuthResult(success=ok)
+
+    # The server refuses mail before STARTTLS and before a login: only a client that does both gets through.
+    sink = SmtpSink(tls_context=server_tls, require_starttls=True, authenticator=authenticate, auth_required=True)
+    app.config.update(SMTP_HOST="localhost", SMTP_PORT=sink.port, SMTP_STARTTLS=True, SMTP_USER="mailer",
+                      SMTP_PASSWORD="s3cret", SMTP_FROM="photos@example.com")
+    try:
+        token = make_share(make_album(count=1, title="Secure"))
+        job_id = client.post(f"/api/share/{token}/prepare-download", json={"email": "guest@example.com"}).get_json()["job_id"]
+        assert client_poll(client, token, job_id)["status"] == "ready"
+        wait_until(lambda: sink.messages, timeout=10, what="the e-mail over STARTTLS")
+    finally:
+        sink.stop()
+    assert logins == [b"mailer"] and "Secure" in sink.messages[0]["Subject"]
+
+
 def test_email_requests_are_rate_limited_per_client(app, client, make_album, make_share):
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=9, NOTIFY_RATE_LIMIT="2 per hour")  # nothing listens
     token = make_share(make_album(count=1))
@@ -404,6 +452,33 @@ def test_preparing_page_has_progress_bar_email_field_and_script(app, client, mak
     assert 'type="email"' in client.get(f"/s/{token}/prepare").get_data(as_text=True)
     locked = make_share(make_album(count=1), password="secret")
     assert client.get(f"/s/{locked}/prepare").status_code == 401  # the password form, as on the gallery
+
+
+def test_size_budget_evicts_the_least_recently_used_zip_first(app, client, runner, make_album, make_share):
+    older, newer = make_album(count=2, title="Older"), make_album(count=2, title="Newer")
+    for album_id in (older, newer):
+        token = make_share(album_id)
+        client_poll(client, token, client.post(f"/api/share/{token}/prepare-download").get_json()["job_id"])
+    with app.app_context():
+        path = {a: cache.archive_path(a, db.session.get(Album, a).version) for a in (older, newer)}
+    now = time.time()
+    os.utime(path[older], (now - 3600, now - 3600))  # used an hour ago; the newer one just now
+    os.utime(path[newer], (now - 60, now - 60))
+    # Room for the larger of the two, not for both: exactly one has to go, and it must be the older.
+    app.config["ZIP_CACHE_MAX_GB"] = max(p.stat().st_size for p in path.values()) / 1024**3
+
+    result = runner.invoke(args=["cleanup"])
+
+    assert result.exit_code == 0 and "1 over budget" in result.output
+    assert not path[older].exists() and path[newer].exists()
+
+
+def test_download_all_goes_through_the_preparing_page_above_the_byte_threshold_too(app, client, make_album, make_share):
+    app.config.update(PREPARE_THRESHOLD=100, PREPARE_THRESHOLD_MB=1)
+    heavy = make_share(make_album([(f"IMG_{i}.jpg", make_jpeg(700, 700, noise=1)) for i in range(3)]))  # > 1 MB
+    light = make_share(make_album(count=6))  # more photos, a few KB
+    assert f'href="/s/{heavy}/prepare"' in client.get(f"/s/{heavy}").get_data(as_text=True)
+    assert f'href="/api/share/{light}/download-all"' in client.get(f"/s/{light}").get_data(as_text=True)
 
 
 def test_queued_job_orphaned_by_a_dead_process_is_picked_up_again(app, client, make_album, make_share):

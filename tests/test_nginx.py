@@ -379,6 +379,20 @@ def test_static_files_come_from_nginx_not_the_app(stack: Stack, site: Site):
     assert "/static/css/app.css" not in stack.gunicorn.log.read_text()
 
 
+def test_thumbnails_come_from_nginx_once_the_app_checked_the_share(stack: Stack, site: Site):
+    photo = site.photo(site.photo_ids[0])
+    url = f"{stack.url}/s/{site.tokens['open']}/thumb/{photo.id}"
+    reply = fetch(url)
+    assert reply.status == 200 and reply.header("Content-Type") == "image/jpeg"
+    assert reply.body == (site.instance / "uploads" / albums.thumbnail_key(photo)).read_bytes()
+    assert reply.header("Cache-Control") == "private, max-age=31536000, immutable"
+    app_etag = f"{photo.sha256}-t{site.app.config['THUMBNAIL_SIZE']}"
+    assert_served_by(stack, reply, app_etag)
+    assert fetch(url, headers={"If-None-Match": reply.header("ETag") or ""}).status == 304
+    locked = fetch(f"{stack.url}/s/{site.tokens['password']}/thumb/{photo.id}")
+    assert locked.status == 401 and locked.body[:2] != b"\xff\xd8"  # no JPEG without the password
+
+
 def test_upload_over_the_limit_is_refused_by_nginx(stack: Stack, site: Site):
     body = b"x" * (1024 * 1024 + 10)
     reply = fetch(f"{stack.url}/albums/{site.album_id}/photos", method="POST", body=body,

@@ -214,6 +214,20 @@ def test_request_over_the_size_limit_is_413_and_saves_nothing(small_app):
     assert f'data-max-bytes="{1024 * 1024}"' in html and "up to 1 MB each" in html  # owner.js checks before sending
 
 
+def test_plain_form_over_the_size_limit_gets_a_413_page_in_the_sites_look(small_app):
+    app, album_id = small_app
+    client = app.test_client()
+    login(client)
+    token = csrf_token(client.get(f"/albums/{album_id}").get_data(as_text=True))
+    response = client.post(
+        f"/albums/{album_id}/photos", data={"csrf_token": token, "photos": [(io.BytesIO(big_jpeg()), "huge.jpg")]}
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 413 and "text/html" in response.content_type
+    assert "Upload too large" in html and "larger than this server accepts" in html and "/static/css/app.css" in html
+    assert "RequestEntityTooLarge" not in html and album_state(app, album_id)[1] == []
+
+
 def test_too_large_file_in_an_accepted_request_gets_its_own_error(small_app):
     app, album_id = small_app
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024  # a proxy-sized request limit above the per-file one

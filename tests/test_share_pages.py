@@ -492,3 +492,14 @@ def test_unexpected_error_shows_a_friendly_500_page_and_never_a_trace(tmp_path: 
     assert "secret internals" not in html and "Traceback" not in html and "RuntimeError" not in html
     assert api.status_code == 500 and api.get_json()["error"] == "internal_error"
     assert "secret" not in api.get_data(as_text=True)
+
+
+def test_try_again_after_too_many_guesses_in_the_address_drops_the_password(limited_app):
+    client = limited_app.test_client()
+    token = _limited_share(limited_app)
+    for i in range(3):
+        client.get(f"/s/{token}?page=2&password=guess{i}")
+    blocked = client.get(f"/s/{token}?page=2&password=guess9")
+    html = html_of(blocked)
+    assert blocked.status_code == 429
+    assert f'href="/s/{token}?page=2">Try again' in html and "guess9" not in html

@@ -188,6 +188,7 @@ def serve_archive(
         last_modified=album.updated_at,
         size=cached.size,
         on_close=on_close,
+        dated_if_range=False,  # as archive_files.archive_response: only the ETag names an archive's bytes
     )
 
 

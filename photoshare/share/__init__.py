@@ -55,4 +55,5 @@ def count_download(link: ShareLink) -> Callable[[Delivery], None]:
     return on_close
 
 
-from . import api, jobs_api, pages, prepare  # noqa: E402,F401  (routes register on the blueprints above)  # noqa: E402,F401  (prepared downloads: API, preparing page, signed link)
+# Routes register on the blueprints above: album API and downloads, pages, prepared downloads (API, page, link).
+from . import api, jobs_api, pages, prepare  # noqa: E402,F401

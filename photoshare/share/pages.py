@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, send_file, url_for
 
-from .. import albums, delivery
+from .. import accel, albums, delivery
 from ..access import (
     ACCESS_COOKIE_MAX_AGE,
     PasswordRequired,
@@ -157,7 +157,8 @@ def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Re
     """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag; in a bucket behind a
     CDN, a redirect to the CDN once it exists. Cache-Control as `delivery.rendition_cache_control` says.
 
-    A browser that already has it gets 304 before storage is touched at all.
+    A browser that already has it gets 304 before storage is touched at all. With SENDFILE_BACKEND=x-accel,
+    nginx sends the bytes of a local file once the share is checked (and answers 304 to its own ETag).
     """
     if request.if_none_match.contains(etag):
         response = Response(status=304)
@@ -169,8 +170,12 @@ def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Re
         cdn_url = delivery.rendition_redirect(key)
         if cdn_url is not None:
             return delivery.redirect(cdn_url)
-        source = storage.local_path(key) or storage.open(key)
+        local = storage.local_path(key)
+        source = local or storage.open(key)
     except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
         raise NotFound("This photo's file is missing.") from None
-    response = send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
+    handed = None if local is None else accel.handoff_response(
+        local, environ=request.environ, download_name=local.name, mimetype="image/jpeg", etag=etag,
+        as_attachment=False)
+    response = handed or send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
     return delivery.rendition_cache_control(response, link)

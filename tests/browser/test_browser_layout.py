@@ -65,6 +65,17 @@ def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
     assert response.status == 410
     expect(page.get_by_role("link", name="Prepare the download again")).to_be_visible()
     check("download-link-expired")
+
+    # The rate-limit page: wrong passwords in the address until the limit answers 429 (10 a minute per client
+    # and link, counted in each gunicorn worker). Without the access cookie, which would let the visitor in.
+    page.context.clear_cookies()
+    wrong = site.share(site.protected_token) + "?password=not-the-password"
+    statuses: list[int] = []
+    while len(statuses) < 30 and 429 not in statuses:
+        statuses.append(page.goto(wrong).status)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {403}, statuses
+    expect(page.get_by_role("heading", name="Too many attempts")).to_be_visible()
+    check("too-many-attempts")
     return problems
 
 

@@ -174,6 +174,39 @@ def test_large_album_goes_through_the_preparing_screen_to_a_valid_zip(
     screenshot(phone, "phone-large-album-ready")
 
 
+def test_failed_preparation_says_why_and_try_again_downloads_the_zip(
+    app, make_album, make_share, small_limits_server, new_context
+):
+    from photoshare import albums
+    from photoshare.extensions import db
+    from photoshare.models import Album
+
+    photos = album_photos(5)  # above PREPARE_THRESHOLD=3: the preparing screen
+    album_id = make_album(photos, title="Picnic")
+    token = make_share(album_id)
+    with app.app_context():
+        photo = db.session.get(Album, album_id).photos[2]
+        name, stored = photo.original_filename, Path(app.config["UPLOAD_DIR"], albums.photo_key(photo))
+    original = stored.read_bytes()
+    stored.unlink()  # the job cannot read it: it fails in words a visitor understands
+
+    page = new_context("phone").new_page()
+    page.goto(f"{small_limits_server.url}/s/{token}/prepare")
+    expect(page.get_by_role("alert")).to_contain_text(name)
+    retry = page.get_by_role("button", name="Try again")
+    expect(retry).to_be_visible()
+    assert "Traceback" not in page.content()
+    screenshot(page, "phone-prepare-failed")
+
+    stored.write_bytes(original)  # the owner fixed it: the retry button prepares a new ZIP
+    with page.expect_download(timeout=30_000) as download:
+        retry.click()
+    assert zip_contents(Path(download.value.path())) == photos
+    expect(page.locator("#prepare-ready")).to_be_visible()
+    expect(page.get_by_role("alert")).to_be_hidden()
+    expect(retry).to_be_hidden()
+
+
 def test_large_album_gallery_loads_photos_a_page_at_a_time(make_album, make_share, small_limits_server, new_context):
     token = make_share(make_album(album_photos(10), title="Big day"))  # GALLERY_PAGE_SIZE=4 on this server
     page = new_context("phone").new_page()
