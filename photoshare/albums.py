@@ -16,6 +16,7 @@ from blinker import Namespace
 from flask import current_app
 
 from .archive import ArchiveEntry, archive_digest, clean_filename, plan_archive
+from .errors import NotFound
 from .extensions import db
 from .images import EXTENSIONS, InvalidImage, inspect_image, make_thumbnail
 from .models import Album, Photo, User, utcnow
@@ -30,6 +31,12 @@ HASH_CHUNK = 1024 * 1024
 
 class UploadTooLarge(InvalidImage):
     pass
+
+
+class EmptyAlbum(NotFound):
+    """Nothing to put in an archive: "Download all" and prepare-download both answer this 404."""
+
+    error, message = "empty_album", "This album has no photos to download yet."
 
 
 def create_album(owner: User, title: str) -> Album:

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from .. import delivery
 from ..access import find_share, require_downloads
-from ..albums import EMPTY_VERSION
+from ..albums import EMPTY_VERSION, EmptyAlbum
 from ..archive_files import archive_etag
 from ..downloads import OnClose, serve_file
 from ..errors import AppError, NotFound
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 class JobNotFound(NotFound):
     error = "job_not_found"
     message = "There is no such download preparation for this album. Please prepare the download again."
-
-
-class EmptyAlbum(NotFound):
-    error, message = "empty_album", "This album has no photos to download yet."
 
 
 class JobsUnavailable(AppError):

@@ -21,7 +21,7 @@ from .. import accel, albums, delivery, downloads, jobs
 from ..access import require_downloads
 from ..archive import archive_name
 from ..archive_files import archive_response
-from ..errors import AppError, NotFound
+from ..errors import AppError
 from ..extensions import limiter
 from ..models import ShareLink
 from ..storage import get_storage
@@ -37,10 +37,6 @@ download_all_limit = limiter.limit(
 class PhotoUnavailable(AppError):
     status, error = 500, "photo_unavailable"
     message = "This photo's file could not be read on the server. Please let the album owner know."
-
-
-class EmptyAlbum(NotFound):
-    error, message = "empty_album", "This album has no photos to download yet."
 
 
 @api_bp.get("/<token>")
@@ -93,7 +89,7 @@ def download_all(token: str) -> Response:
     album = link.album
     entries = albums.archive_plan(album)
     if not entries:
-        raise EmptyAlbum()
+        raise albums.EmptyAlbum()
     # A ZIP of this version already in the ZIP cache (prepared in the background) is served as it is; with
     # X-Accel, nginx sends it from there, where its mtime (nginx's ETag) is kept stable.
     cached = accel.cached_archive(album, entries) if accel.enabled() else jobs.cached_archive(album)
