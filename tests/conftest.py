@@ -168,6 +168,15 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path | None = None,
     raise RuntimeError(f"nothing answered on port {port} in {timeout} s")
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Ask a test server to stop (TERM), and kill it if it has not stopped within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -201,11 +210,7 @@ class LiveServer:
         wait_for_port(self.port, self.process, self.log)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process, timeout=15)
 
 
 @pytest.fixture
@@ -240,11 +245,7 @@ class MotoServer:
                             aws_secret_access_key=S3_TEST_KEYS["S3_SECRET_KEY"])
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

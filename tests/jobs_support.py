@@ -30,7 +30,7 @@ from photoshare.archive import write_archive
 from photoshare.extensions import db
 from photoshare.models import Album, DownloadJob
 from photoshare.storage import get_storage
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, stop_process
 
 # Settings every job test runs with: a dead worker is noticed after 3 s; the periodic sweep stays out of the way.
 JOB_ENV = {"JOB_STALE_SECONDS": "3", "JOB_SWEEP_SECONDS": "3600", "JOB_WORKERS": "2"}
@@ -67,6 +67,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def at_once(call: Callable[[], Any], visitors: int = 16, timeout: float = 30) -> list[Any]:
+    """Run `call` in `visitors` threads released together by a barrier; the answers, in arrival order."""
+    barrier = threading.Barrier(visitors)
+    answers: list[Any] = []
+
+    def visitor() -> None:
+        barrier.wait()
+        answers.append(call())
+
+    threads = [threading.Thread(target=visitor) for _ in range(visitors)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return answers
 
 
 def poll_status(base: str, token: str, job_id: str, *, until: tuple[str, ...] = ("ready", "failed"),
@@ -213,11 +230,7 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 class CeleryWorker:

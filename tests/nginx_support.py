@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, LiveServer, free_port, wait_for_port
+from tests.conftest import ROOT, LiveServer, free_port, stop_process, wait_for_port
 
 DEPLOY = ROOT / "deploy"
 GUNICORN_CONF = DEPLOY / "gunicorn.conf.py"
@@ -117,11 +117,7 @@ class NginxServer:
         wait_for_port(self.https_port, self.process, root / "error.log")
 
     def stop(self) -> None:
-        self.process.terminate()  # TERM: fast shutdown of master and workers
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)  # TERM: fast shutdown of master and workers
 
 
 @dataclass

@@ -10,7 +10,6 @@ import io
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.jobs_support import (
     RedisServer,
     SlowPhoto,
     SmtpSink,
+    at_once,
     expected_archive,
     http,
     job_count,
@@ -159,19 +159,8 @@ def test_cache_hit_is_instant_and_album_change_invalidates_on_celery(stack):
 def test_concurrent_prepares_through_gunicorn_share_one_celery_job(stack):
     album_id, token = stack.album(count=2, title="Crowd")
     slow = SlowPhoto(stack.app, album_id, index=0)
-    answers: list[tuple[int, dict]] = []
-    barrier = threading.Barrier(16)
-
-    def visitor() -> None:
-        barrier.wait()
-        answers.append(stack.prepare(token))
-
     try:
-        threads = [threading.Thread(target=visitor) for _ in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        answers = at_once(lambda: stack.prepare(token))
         slow.finish()
         ready = poll_status(stack.url, token, answers[0][1]["job_id"])
     finally:

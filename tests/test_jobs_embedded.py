@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.conftest import LiveServer, make_jpeg
 from tests.jobs_support import (
     JOB_ENV,
     SlowPhoto,
+    at_once,
     expected_archive,
     http,
     job_count,
@@ -190,19 +190,8 @@ def test_concurrent_prepares_from_many_clients_share_one_job(app, server, make_a
     album_id = big_album(make_album, count=2)
     token = make_share(album_id)
     slow = SlowPhoto(app, album_id, index=0)  # holds the job mid-build while everyone asks
-    answers: list[tuple[int, dict]] = []
-    barrier = threading.Barrier(16)
-
-    def visitor() -> None:
-        barrier.wait()
-        answers.append(prepare(server.url, token))
-
     try:
-        threads = [threading.Thread(target=visitor) for _ in range(16)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        answers = at_once(lambda: prepare(server.url, token))
         slow.finish()
         ready = poll_status(server.url, token, answers[0][1]["job_id"])
     finally:
