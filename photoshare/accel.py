@@ -30,7 +30,8 @@ from flask import current_app, has_app_context
 from werkzeug.http import http_date, parse_etags, parse_range_header
 from werkzeug.wrappers import Response
 
-from .archive import ArchiveEntry, archive_digest
+from .albums import archive_plan
+from .archive import archive_digest
 from .archive_files import open_shared
 from .downloads import Delivery, OnClose, content_disposition, normalise_range
 from .jobs import cache
@@ -163,14 +164,17 @@ def expected_delivery(environ: dict[str, Any], handed: Handoff) -> Delivery:
     return Delivery(method, 206, span[0], span[1], size, True)
 
 
-def cached_archive(album: Album, entries: list[ArchiveEntry]) -> cache.CachedArchive | None:
+def cached_archive(album: Album) -> cache.CachedArchive | None:
     """The album's current archive in the ZIP cache, open and locked against removal, put there now
     when absent: built once however many requests ask (archive_files.open_shared), then hard-linked into the
     cache, where the sweeper keeps it or lets it go like any prepared archive. None when it cannot be linked
     (TEMP_DIR and ZIP_CACHE_DIR on two filesystems): the caller then serves it the phase 1 way."""
     cached = cache.open_cached(album.id, album.version)
-    if cached is not None or archive_digest(entries) != album.version:
+    if cached is not None:
         return cached
+    entries = archive_plan(album)  # only on a miss: a cache hit costs no walk over the album's photos
+    if archive_digest(entries) != album.version:
+        return None
     config = current_app.config
     shared = open_shared(entries, version=album.version, temp_dir=config["TEMP_DIR"], lock_dir=config["LOCK_DIR"],
                          open_source=get_storage().open)

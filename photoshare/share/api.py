@@ -87,18 +87,17 @@ def download_all(token: str) -> Response:
     link = visitor_share(token)
     require_downloads(link)
     album = link.album
-    entries = albums.archive_plan(album)
-    if not entries:
+    if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
     # A ZIP of this version already in the ZIP cache (prepared in the background) is served as it is; with
     # X-Accel, nginx sends it from there, where its mtime (nginx's ETag) is kept stable.
-    cached = accel.cached_archive(album, entries) if accel.enabled() else jobs.cached_archive(album)
+    cached = accel.cached_archive(album) if accel.enabled() else jobs.cached_archive(album)
     if cached is not None:
         return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
                                   on_close=count_download(link))
     config = current_app.config
     return archive_response(
-        entries,
+        albums.archive_plan(album),
         download_name=archive_name(album.title),
         last_modified=album.updated_at,
         environ=request.environ,
