@@ -44,7 +44,7 @@ def photo_name(name: str, fallback: str = "photo") -> str:
     """The name to keep for a photo: the last path component of `name`, through `clean_text`, without
     surrounding white space, at most 200 characters (a short extension kept whole); `fallback` when nothing
     is left but dots (`.` and `..` are folders, not names)."""
-    name = clean_text(name).replace("\\", "/").split("/")[-1]
+    name = clean_text(name.replace("\\", "/").split("/")[-1].strip())  # a trailing tab is no `_`
     name = fit(name.strip(), MAX_NAME_CHARS).strip()
     return name if name.strip(". ") else fallback
 
