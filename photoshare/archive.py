@@ -26,7 +26,7 @@ CHUNK_SIZE = 64 * 1024
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
 UNIX_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--, for every entry
 
-MAX_ENTRY_BYTES = 200  # of UTF-8: room for a duplicate's `_1` under the 255 bytes of ext4, APFS and NTFS
+MAX_ENTRY_BYTES = 200  # of UTF-8: ext4 and APFS refuse over 255 bytes; room left for a duplicate's `_1`
 
 # What Windows refuses in a name (the separators and control characters are gone already), and at its ends.
 _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')

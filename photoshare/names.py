@@ -3,8 +3,8 @@
 A photo's name is the one it was uploaded (or renamed) with, everywhere it appears: database, gallery, API,
 `Content-Disposition`. Only three things are taken out, because no screen, header or database should carry them:
 folders a browser or an archive sends along (`C:\\fakepath\\x.jpg`, `../x`), control characters (a NUL breaks
-PostgreSQL, a newline breaks headers and logs) and Unicode bidi controls (`photo\u202egpj.exe` shows as
-`photoexe.jpg`). Quotes, semicolons, `?`, `:` and friends stay: only a file system refuses them, so only the
+PostgreSQL, a newline breaks headers and logs) and Unicode bidi controls (`photo`, U+202E, `gpj.exe` shows
+as `photoexe.jpg`). Quotes, semicolons, `?`, `:` and friends stay: only a file system refuses them, so only the
 ZIP entry names in archive.py change them. No Flask import.
 """
 
@@ -14,7 +14,7 @@ import posixpath
 import re
 import unicodedata
 
-MAX_NAME_CHARS = 200  # the database column holds 255; 200 leaves room for the `_1` of a duplicate
+MAX_NAME_CHARS = 200  # the database column holds 255: room to spare, and the ZIP entry limit is 200 too
 MAX_EXTENSION_CHARS = 16  # a longer "extension" (`a.<300 characters>`) is part of the name, not kept whole
 
 # Unicode's Bidi_Control characters: ALM, LRM, RLM, LRE..RLO and LRI..PDI. Removed, never replaced: they are

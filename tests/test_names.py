@@ -18,7 +18,7 @@ from markupsafe import escape
 from photoshare.extensions import db
 from photoshare.models import Album
 from photoshare.names import album_title, photo_name
-from tests.conftest import csrf_token, make_jpeg
+from tests.conftest import csrf_token, login, make_jpeg
 from tests.test_archive import BIDI, NAMES
 from tests.test_owner_uploads import http_owner_session
 
@@ -167,3 +167,19 @@ def test_a_failed_upload_names_the_file_without_bidi(app, owner, make_album, liv
                           files={"photos": (f"notes{RLO}gpj.exe", b"not a photo")}, timeout=30)
     assert answer.status_code == 200 and RLO not in answer.text
     assert "notesgpj.exe: Not an image, or an image format we cannot read." in answer.text
+
+
+def test_a_title_or_name_with_a_nul_is_stored_readably_never_a_500(app, client, owner, make_album):
+    """PostgreSQL refuses NUL in text: the rename forms store `_` instead (run with PHOTOSHARE_TEST_POSTGRES=1)."""
+    album_id = make_album(count=1)
+    login(client)
+    token = csrf_token(client.get(f"/albums/{album_id}").get_data(as_text=True))
+    with app.app_context():
+        photo_id = db.session.get(Album, album_id).photos[0].id
+    renamed = client.post(f"/albums/{album_id}/rename", data={"title": "Trip\x00 2024", "csrf_token": token})
+    photo = client.post(f"/albums/{album_id}/photos/{photo_id}/rename",
+                        data={"filename": "a\x00b.jpg", "csrf_token": token})
+    assert (renamed.status_code, photo.status_code) == (302, 302)
+    with app.app_context():
+        album = db.session.get(Album, album_id)
+        assert (album.title, album.photos[0].original_filename) == ("Trip_ 2024", "a_b.jpg")
