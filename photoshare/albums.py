@@ -15,11 +15,12 @@ from typing import BinaryIO
 from blinker import Namespace
 from flask import current_app
 
-from .archive import ArchiveEntry, archive_digest, clean_filename, plan_archive
+from .archive import ArchiveEntry, archive_digest, plan_archive
 from .errors import NotFound
 from .extensions import db
 from .images import EXTENSIONS, InvalidImage, inspect_image, make_thumbnail
 from .models import Album, Photo, User, utcnow
+from .names import album_title, photo_name
 from .storage import get_storage
 
 _signals = Namespace()
@@ -78,7 +79,7 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
     info = inspect_image(source)
     photo = Photo(
         position=_next_position(album),
-        original_filename=clean_filename(filename, fallback="photo" + EXTENSIONS[info.content_type]),
+        original_filename=photo_name(filename, fallback="photo" + EXTENSIONS[info.content_type]),
         stored_name=uuid.uuid4().hex + EXTENSIONS[info.content_type],
         size=size,
         sha256=sha256,
@@ -107,7 +108,8 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
 
 
 def rename_photo(photo: Photo, filename: str) -> None:
-    photo.original_filename = clean_filename(filename, fallback=photo.original_filename)
+    """Name the photo `filename` as given (see names.photo_name); a name with nothing left keeps the old one."""
+    photo.original_filename = photo_name(filename, fallback=photo.original_filename)
     refresh_version(photo.album)
 
 
@@ -186,7 +188,7 @@ def _next_position(album: Album) -> int:
 
 
 def _clean_title(title: str) -> str:
-    title = " ".join((title or "").split())[:200]
+    title = album_title(title or "")
     if not title:
         raise ValueError("an album needs a title")
     return title

@@ -11,20 +11,30 @@ import hashlib
 import json
 import posixpath
 import re
-import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-# Bump when the bytes the writer produces for the same plan change: it is part of every archive digest.
-ARCHIVE_FORMAT = "zip-stored-1"
+from .names import fit, photo_name
+
+# Bump when the bytes the writer produces for the same plan change, or the rule naming its entries does: it is
+# part of every archive digest, so every album's version and ETag then change once (a migration stores them).
+ARCHIVE_FORMAT = "zip-stored-2"  # 2: Windows-safe entry names
 CHUNK_SIZE = 64 * 1024
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
 UNIX_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--, for every entry
 
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+MAX_ENTRY_BYTES = 200  # of UTF-8: ext4 and APFS refuse over 255 bytes; room left for a duplicate's `_1`
+
+# What Windows refuses in a name (the separators and control characters are gone already), and at its ends.
+_WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')
+_EDGE_DOTS_AND_SPACES = re.compile(r"^[\s.]+|[\s.]+$")
+_RESERVED_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"]
+)
 
 
 class ArchiveSourceError(RuntimeError):
@@ -47,26 +57,35 @@ class ArchiveEntry:
 
 
 def clean_filename(name: str, fallback: str = "photo") -> str:
-    """A name safe to unpack anywhere: no folders, no `..`, no leading dot, no control characters.
+    """The photo's name as a ZIP entry that unpacks under that name on Windows, macOS and Linux, the same way
+    every time (the archive's bytes depend on it).
 
-    Unicode is kept (normalised to NFC, as macOS and Windows expect); length is capped at 200 characters.
+    Starts from `names.photo_name` (no folders, control or bidi characters; NFC); then `<>:"|?*` become `_`,
+    `..` becomes `.`, leading and trailing dots and white space go, a Windows device name gets `_`
+    (`CON.jpg` → `CON_.jpg`, `nul.tar.gz` → `nul_.tar.gz`), and the whole is cut to 200 UTF-8 bytes, since
+    Linux and macOS refuse names over 255 bytes. Cleaning a cleaned name changes nothing.
     """
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").split("/")[-1]
-    name = _UNSAFE_CHARS.sub("_", name).strip().lstrip(".").strip()
+    name = _WINDOWS_FORBIDDEN.sub("_", photo_name(name, fallback))
     while ".." in name:
         name = name.replace("..", ".")
-    if not name or not name.strip("._- "):
+    name = _EDGE_DOTS_AND_SPACES.sub("", name)
+    if not name.strip("._- "):
         name = fallback
-    stem, ext = posixpath.splitext(name)
-    if len(name) > 200:
-        name = stem[: 200 - len(ext)] + ext
-    return name
+    return _EDGE_DOTS_AND_SPACES.sub("", fit(_unreserved(name), MAX_ENTRY_BYTES, in_bytes=True))
+
+
+def _unreserved(name: str) -> str:
+    """`name` with `_` after a device name Windows reserves: what comes before the first dot, any case."""
+    device = name.split(".", 1)[0].rstrip()
+    if device.upper() not in _RESERVED_DEVICES:
+        return name
+    return device + "_" + name[len(device):]
 
 
 def archive_name(title: str) -> str:
-    """The album title as a file name anywhere: `Summer / Beach` → `Summer - Beach.zip`."""
-    return clean_filename(title.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"
+    """The album title as the archive's download name: `Summer / Beach` → `Summer - Beach.zip`; quotes and the
+    like kept, as for photos (the browser adapts the name to its file system)."""
+    return photo_name(title.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"
 
 
 def unique_names(names: Iterable[str]) -> list[str]:

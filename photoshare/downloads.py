@@ -32,6 +32,8 @@ from werkzeug.http import parse_etags
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
+from .names import photo_name
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 64 * 1024
@@ -242,8 +244,13 @@ def normalise_range(header: str, size: int) -> str | None:
 
 
 def content_disposition(name: str, as_attachment: bool = True) -> str:
-    """`attachment; filename="ascii"; filename*=UTF-8''…` (RFC 6266): every browser gets a usable name."""
+    """`attachment; filename="ascii"; filename*=UTF-8''…` (RFC 6266): every browser gets a usable name.
+
+    `filename*` carries the name exactly as names.photo_name keeps it (quotes, `;`, emoji and all), so no
+    folder, control character (a header break) or bidi control ever reaches a header, whoever calls this.
+    """
     kind = "attachment" if as_attachment else "inline"
+    name = photo_name(name, fallback="download")
     fallback = ascii_filename(name)
     value = f'{kind}; filename="{fallback}"'
     if fallback != name:

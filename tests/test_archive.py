@@ -7,11 +7,14 @@ import io
 import os
 import subprocess
 import time
+import unicodedata
 import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from photoshare.archive import (
     CHUNK_SIZE,
@@ -24,6 +27,7 @@ from photoshare.archive import (
 )
 
 MOMENT = datetime(2023, 7, 14, 18, 30, 12)
+BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 ZIP64_END_OF_CENTRAL_DIRECTORY = b"PK\x06\x06"
 
 
@@ -79,10 +83,82 @@ def test_many_duplicates_stay_unique_case_insensitively():
         ("   ", "photo"),
         ("..", "photo"),
         ("/", "photo"),
+        ('quote"and;semi.jpg', "quote_and;semi.jpg"),
+        ("photo.", "photo"),
+        ("photo. . ", "photo"),
+        ("CON.jpg", "CON_.jpg"),
+        ("nul.tar.gz", "nul_.tar.gz"),
+        ("Com1", "Com1_"),
+        ("lpt9.JPG", "lpt9_.JPG"),
+        ("COM\u00b2.png", "COM\u00b2_.png"),
+        ("CON .jpg", "CON_ .jpg"),
+        ("CONSOLE.jpg", "CONSOLE.jpg"),
+        ("photo\u202egpj.exe", "photogpj.exe"),
+        ("\u2067x\u2069\u200e\u200f\u061c.jpg", "x.jpg"),
     ],
 )
 def test_unsafe_names_are_cleaned(unsafe: str, clean: str):
     assert clean_filename(unsafe) == clean
+
+
+def test_long_names_are_cut_to_200_utf8_bytes_keeping_the_extension():
+    cut = clean_filename("東" * 150 + ".jpg")
+    assert cut == "東" * 65 + ".jpg" and len(cut.encode()) == 199
+    assert clean_filename("a" * 100 + "." + "b" * 250) == ("a" * 100 + "." + "b" * 250)[:200]
+
+
+def test_forbidden_and_long_names_unpack_with_unzip_under_their_entry_names(tmp_path: Path):
+    """What Windows refuses, and a name over Linux's 255 bytes (a 150-character Japanese name is 454 bytes),
+    unpack on this machine under exactly the names the plan gives."""
+    originals = ['say "cheese"?.jpg', "a<b>c|d*e:f.jpg", "CON.jpg", "trailing. ", "東" * 150 + ".jpg",
+                 "photo\u202egpj.exe"]
+    photos = make_sources(tmp_path, {name: os.urandom(50 + i) for i, name in enumerate(originals)})
+    names = [entry.name for entry in plan_archive(photos)]
+    assert names == ['say _cheese__.jpg', "a_b_c_d_e_f.jpg", "CON_.jpg", "trailing", "東" * 65 + ".jpg",
+                     "photogpj.exe"]
+    build(tmp_path, photos, tmp_path / "out.zip")
+    listing = subprocess.run(["unzip", "-Z1", tmp_path / "out.zip"], capture_output=True, timeout=30).stdout
+    assert listing.decode("utf-8").splitlines() == names
+    unpacked = unzip("-q", tmp_path / "out.zip", "-d", tmp_path / "unpacked")
+    assert unpacked.returncode == 0, unpacked.stdout + unpacked.stderr
+    assert sorted(p.name for p in (tmp_path / "unpacked").iterdir()) == sorted(names)
+    for name, (_, key, *_rest) in zip(names, photos, strict=True):
+        assert (tmp_path / "unpacked" / name).read_bytes() == (tmp_path / key).read_bytes()
+
+
+# ---- properties of the ZIP-entry cleaner (Hypothesis) -------------------------------------------------------
+
+WINDOWS_FORBIDDEN = set('<>:"|?*/\\')
+RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in "123456789")}
+# Text that reaches the tricky cases often: separators, dots, spaces, controls, bidi, reserved words, CJK, emoji.
+TRICKY = st.sampled_from(
+    ["/", "\\", ".", "..", " ", "\t", "\x00", "\x85", "\u202e", "\u2066", "\u200f", '"', "?", ":", "CON", "nul",
+     "com1", "LPT9", "東", "😀", "e\u0301", "\ud800", "_", "-", ".jpg", "\u3000"]
+)
+NAMES = st.lists(st.one_of(TRICKY, st.text(max_size=40)), max_size=30).map("".join) | st.text(max_size=600)
+
+
+@settings(max_examples=600, deadline=None)
+@given(NAMES)
+def test_entry_names_are_safe_on_every_file_system_and_cleaning_is_idempotent(name: str):
+    entry = clean_filename(name)
+    assert entry and len(entry.encode("utf-8")) <= 200
+    assert not WINDOWS_FORBIDDEN & set(entry)
+    assert not any(unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029" for ch in entry)
+    assert not BIDI & set(entry)
+    assert not entry.endswith((".", " ")) and entry == entry.strip() and not entry.startswith(".")
+    assert entry.split(".")[0].rstrip().upper() not in RESERVED
+    assert unicodedata.is_normalized("NFC", entry)
+    assert clean_filename(entry) == entry  # idempotent
+    assert clean_filename(name) == entry  # deterministic: no state, no randomness
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NAMES, min_size=1, max_size=8))
+def test_planned_entry_names_are_unique_case_insensitively_and_never_reserved(originals: list[str]):
+    names = plan_archive_names(originals)
+    assert len({n.casefold() for n in names}) == len(names)
+    assert all(n.split(".")[0].rstrip().upper() not in RESERVED and len(n.encode()) <= 255 for n in names)
 
 
 def test_unicode_is_kept_and_normalised_to_nfc():

@@ -110,6 +110,21 @@ def test_import_album_prints_the_id_and_reports_skipped_files_on_stderr(app, run
         assert len(db.session.get(Album, album_id).photos) == 2
 
 
+def test_import_album_keeps_names_as_they_are_on_disk_without_bidi_or_undecodable_bytes(app, runner, owner, tmp_path):
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for name in [b'a quote"and;semi.jpg', b"b CON.jpg", b"c what?<>.jpg", "d photo\u202egpj.exe".encode(), b"e caf\xe9.jpg"]:
+        (folder / os.fsdecode(name)).write_bytes(make_jpeg())  # the last is Latin-1 on disk: not UTF-8
+    result = runner.invoke(args=["import-album", str(folder), "--title", "Trip \u202eevil", "--owner", OWNER_EMAIL])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        album = db.session.get(Album, int(result.stdout))
+        assert album.title == "Trip evil"
+        assert [p.original_filename for p in album.photos] == [
+            'a quote"and;semi.jpg', "b CON.jpg", "c what?<>.jpg", "d photogpj.exe", "e caf\ufffd.jpg",
+        ]
+
+
 @pytest.mark.parametrize(
     ("make_args", "exit_code", "message"),
     [

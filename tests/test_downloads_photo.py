@@ -89,6 +89,9 @@ def test_unicode_filename_gets_an_ascii_fallback_and_a_utf8_filename_star(app, c
         ('say "cheese".jpg', "attachment; filename=\"say _cheese_.jpg\"; filename*=UTF-8''say%20%22cheese%22.jpg"),
         ("100%;x.jpg", "attachment; filename=\"100_x.jpg\"; filename*=UTF-8''100%25%3Bx.jpg"),
         ("東京.jpg", "attachment; filename=\"download.jpg\"; filename*=UTF-8''%E6%9D%B1%E4%BA%AC.jpg"),
+        ('quote"and;semi 😀.jpg', "attachment; filename=\"quote_and_semi _.jpg\"; filename*=UTF-8''quote%22and%3Bsemi%20%F0%9F%98%80.jpg"),
+        ("photo\u202egpj.exe", 'attachment; filename="photogpj.exe"'),  # never a bidi control, whoever calls
+        ("../line\r\nbreak.jpg", "attachment; filename=\"line_break.jpg\"; filename*=UTF-8''line__break.jpg"),
     ],
 )
 def test_content_disposition_quotes_safely(name: str, header: str):

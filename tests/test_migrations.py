@@ -103,3 +103,38 @@ def test_flask_db_upgrade_command_keeps_an_installations_data(bare_app, tmp_path
     with bare_app.app_context():
         assert current_revision() == head_revision()
         assert [u.email for u in db.session.query(User)] == ["owner@example.com"]
+
+
+def test_names_revision_takes_bidi_out_of_stored_names_and_recomputes_every_album_version(bare_app):
+    """Rows written by older code: a bidi trick in a name and a title, and versions digested with the old entry
+    names. After the upgrade the names are clean and each version names the archive the app now builds."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from photoshare import albums
+    from photoshare.models import Album
+
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="5d7818b17ce4")
+        now = datetime(2026, 11, 30, 12, 0, 0)
+        run = db.session.execute
+        run(text("INSERT INTO users (id, email, password_hash, created_at) VALUES (1, 'o@example.com', 'x', :t)"),
+            {"t": now})
+        for album_id, title in [(1, "Trip \u202eevil"), (2, "Empty")]:
+            run(text("INSERT INTO albums (id, owner_id, title, created_at, updated_at, version) "
+                     "VALUES (:id, 1, :title, :t, :t, 'old-version')"), {"id": album_id, "title": title, "t": now})
+        for position, name in enumerate(["photo\u202egpj.exe", "CON.jpg", "plain.jpg"]):
+            run(text("INSERT INTO photos (album_id, position, original_filename, stored_name, size, sha256, crc32, "
+                     "content_type, width, height, taken_at, uploaded_at) VALUES (1, :p, :name, :stored, 10, :sha, 0, "
+                     "'image/jpeg', 4, 3, NULL, :t)"),
+                {"p": position, "name": name, "stored": f"s{position}.jpg", "sha": str(position) * 64, "t": now})
+        db.session.commit()
+        flask_migrate.upgrade(revision="head")
+        db.session.remove()
+        album = db.session.get(Album, 1)
+        assert album.title == "Trip evil"
+        assert [p.original_filename for p in album.photos] == ["photogpj.exe", "CON.jpg", "plain.jpg"]
+        assert [e.name for e in albums.archive_plan(album)] == ["photogpj.exe", "CON_.jpg", "plain.jpg"]
+        assert album.version == albums.archive_digest(albums.archive_plan(album)) != "old-version"
+        assert db.session.get(Album, 2).version == albums.EMPTY_VERSION

@@ -31,7 +31,7 @@ from photoshare.downloads import content_disposition
 from photoshare.extensions import db
 from photoshare.jobs import bucket, links, store
 from photoshare.jobs.sweep import sweep
-from photoshare.models import Album, DownloadJob, ShareLink, User, utcnow
+from photoshare.models import Album, DownloadJob, Photo, ShareLink, User, utcnow
 from photoshare.storage import LocalStorage, get_storage
 from photoshare.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage
 from tests.conftest import S3_TEST_KEYS, LiveServer, MotoServer, base_config, csrf_token, make_jpeg
@@ -246,6 +246,26 @@ def test_s3_photo_redirect_names_the_file_expires_and_counts_once(make_site, s3_
     assert downloads_of(app, token) == 1
     assert client.get(url, headers={"Range": "bytes=0-999"}).status_code == 302  # a download from its start
     assert downloads_of(app, token) == 2
+
+
+def test_s3_redirect_names_the_file_exactly_and_never_with_a_bidi_control(make_site, s3_config):
+    """The store sends the header the app would (downloads.content_disposition): the exact name in `filename*`,
+    a safe ASCII `filename`; a name stored before bidi controls were removed still reaches no header with one."""
+    app = make_site(s3_config)
+    album_id = add_album(app, {'quote"and;semi 😀.jpg': PHOTO, "legacy.jpg": PHOTO})
+    token = add_share(app, album_id)
+    exact_id, legacy_id = photo_ids(app, album_id)
+    with app.app_context():
+        db.session.execute(db.update(Photo).where(Photo.id == legacy_id).values(original_filename="x\u202egpj.exe"))
+        db.session.commit()
+    expected = {
+        exact_id: "attachment; filename=\"quote_and_semi _.jpg\"; filename*=UTF-8''quote%22and%3Bsemi%20%F0%9F%98%80.jpg",
+        legacy_id: 'attachment; filename="xgpj.exe"',
+    }
+    for photo_id, header in expected.items():
+        location = app.test_client().get(f"/api/share/{token}/download/{photo_id}").headers["Location"]
+        assert query_of(location)["response-content-disposition"] == header
+        assert requests.get(location, timeout=10).headers["Content-Disposition"] == header
 
 
 def test_range_and_resume_through_the_download_url_on_a_real_server(site, settings, backend, instance, tmp_path):

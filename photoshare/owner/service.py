@@ -18,6 +18,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..images import InvalidImage
 from ..models import Album, Photo, ShareLink, utcnow
+from ..names import photo_name
 
 MAX_EXPIRY = timedelta(days=3650)  # far enough for anyone; keeps date arithmetic clear of overflow
 EXPIRY_UNITS = {"hours": timedelta(hours=1), "days": timedelta(days=1)}
@@ -129,16 +130,17 @@ def photo_page(album: Album, page: int, per_page: int) -> list[Photo]:
 def save_uploads(album: Album, files: Iterable[tuple[str, BinaryIO]]) -> list[UploadResult]:
     """Add each file to the album on its own: a bad file gets its own error and never stops the others.
 
-    Each good photo is committed as soon as it is stored, so it survives a failure later in the batch.
+    Each good photo is committed as soon as it is stored, so it survives a failure later in the batch. Each
+    result names the file as the album would (names.photo_name): no bidi trick reaches a message either.
     """
     results = []
     for name, source in files:
         try:
             photo = albums.add_photo(album, name, source)
         except InvalidImage as exc:
-            results.append(UploadResult(name=name, ok=False, error=_sentence(str(exc))))
+            results.append(UploadResult(name=photo_name(name), ok=False, error=_sentence(str(exc))))
             continue
-        results.append(UploadResult(name=name, ok=True, photo_id=photo.id))
+        results.append(UploadResult(name=photo.original_filename, ok=True, photo_id=photo.id))
     return results
 
 
