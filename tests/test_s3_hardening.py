@@ -109,6 +109,24 @@ def photo_stored_name(app, photo_id: int) -> str:
         return db.session.get(Photo, photo_id).stored_name
 
 
+def test_store_timeouts_and_attempts_come_from_the_settings(frozen_store):
+    from photoshare.storage import StorageError
+    from photoshare.storage.s3 import S3Storage
+
+    settings = {"S3_BUCKET": "photos", "S3_ENDPOINT_URL": frozen_store.url, **S3_TEST_KEYS, "S3_CONNECT_TIMEOUT": 1,
+                "S3_READ_TIMEOUT": 1}
+    once, thrice = (S3Storage.from_config(settings | {"S3_MAX_ATTEMPTS": n}) for n in (1, 3))
+    os.kill(frozen_store.process.pid, signal.SIGSTOP)
+    took = {}
+    for name, store in (("once", once), ("thrice", thrice)):
+        started = time.monotonic()
+        with pytest.raises(StorageError):
+            store.exists("originals/a.jpg")
+        took[name] = time.monotonic() - started
+    assert 1 <= took["once"] < 2.5, took  # one try of one second of silence
+    assert 3 <= took["thrice"] < 3 + 2 + 4, took  # three, with standard backoff (at most 1 s, then 2 s) between
+
+
 # Item 3: nothing in the bucket or on the CDN outlives the share's checks.
 
 
