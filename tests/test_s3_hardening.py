@@ -7,6 +7,7 @@ in front of a real gunicorn: the worst kind of outage, since nothing fails until
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import signal
@@ -100,6 +101,19 @@ def test_hung_store_gives_503_within_15_s_and_blocks_nothing_that_does_not_need_
         archive, archive_took = results["download-all JSON"]
         assert archive.status_code == 503 and archive_took < HUNG_STORE_LIMIT, (archive.status_code, archive_took)
         assert archive.json()["error"] == "storage_unavailable"
+
+        # A gallery's worth of thumbnails at once, five times the worker's threads: the store is known not to
+        # answer now, so each fails at once instead of holding a thread for a whole timeout, and the gallery
+        # page still gets a thread.
+        with ThreadPoolExecutor(max_workers=21) as pool:
+            started = time.monotonic()
+            thumbs = [pool.submit(timed, "GET", f"{server.url}/s/{token}/thumb/{photo}") for _ in range(20)]
+            time.sleep(0.2)
+            gallery, gallery_took = timed("GET", f"{server.url}/s/{token}")
+            wave = [future.result() for future in thumbs]
+            wave_took = time.monotonic() - started
+        assert [response.status_code for response, _ in wave] == [503] * 20
+        assert wave_took < FAST and gallery.status_code == 200 and gallery_took < FAST, (wave_took, gallery_took)
     finally:
         server.stop()
 
@@ -125,6 +139,28 @@ def test_store_timeouts_and_attempts_come_from_the_settings(frozen_store):
         took[name] = time.monotonic() - started
     assert 1 <= took["once"] < 2.5, took  # one try of one second of silence
     assert 3 <= took["thrice"] < 3 + 2 + 4, took  # three, with standard backoff (at most 1 s, then 2 s) between
+
+
+def test_after_a_timeout_the_store_is_not_asked_again_until_the_cool_down_ends(frozen_store):
+    from photoshare.storage import StorageError
+    from photoshare.storage.s3 import S3Storage
+
+    store = S3Storage("photos", endpoint_url=frozen_store.url, access_key="k", secret_key="s", read_timeout=1,
+                      max_attempts=1, cool_down=3)
+    store.save("thumbs/a.jpg", io.BytesIO(b"jpeg"))
+    os.kill(frozen_store.process.pid, signal.SIGSTOP)
+    took = []
+    for _ in range(3):  # a timeout, then two refusals without a request
+        started = time.monotonic()
+        with pytest.raises(StorageError) as caught:
+            store.exists("thumbs/a.jpg")
+        took.append(time.monotonic() - started)
+    assert took[0] >= 1 and max(took[1:]) < 0.1, took
+    assert "not asking it again" in str(caught.value)
+    os.kill(frozen_store.process.pid, signal.SIGCONT)
+    time.sleep(3)  # the cool-down is over: the store, answering again, is asked again
+    assert store.exists("thumbs/a.jpg") and not store.exists("thumbs/b.jpg")  # a 404 is an answer, not an outage
+    assert store.exists("thumbs/a.jpg")
 
 
 # Item 3: nothing in the bucket or on the CDN outlives the share's checks.

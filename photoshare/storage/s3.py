@@ -26,6 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from ..config import ConfigError
 from ..downloads import content_disposition  # one rule for filenames, local and remote
 from .base import StorageError, StoredObject
+from .breaker import COOL_DOWN_SECONDS, Breaker
 from .cdn import CdnSigner, stable_expiry
 
 MiB = 1024 * 1024
@@ -60,6 +61,7 @@ class S3Storage:
         max_attempts: int = 2,
         connect_timeout: float = 2,
         read_timeout: float = 4,
+        cool_down: float = COOL_DOWN_SECONDS,
     ) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
@@ -80,6 +82,7 @@ class S3Storage:
                 "response_checksum_validation": "when_required",
             }
         self.client = self._make_client(connect_timeout, read_timeout, max_attempts)
+        Breaker(cool_down).attach(self.client)  # a store that stopped answering is not waited for again at once
         self.transfer = TransferConfig(
             multipart_threshold=multipart_chunk_bytes, multipart_chunksize=multipart_chunk_bytes, max_concurrency=4
         )
