@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import io
 import mimetypes
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from ..downloads import content_disposition  # one rule for filenames, local and
 from .base import StorageError, StoredObject
 from .breaker import COOL_DOWN_SECONDS, Breaker
 from .cdn import CdnSigner, stable_expiry
+from .s3_io import TRANSIENT, Counter, KeepOpen, ObjectReader, one_line
 
 MiB = 1024 * 1024
 READ_BUFFER = 256 * 1024  # what one read from the network asks for; seeks inside it cost no request
@@ -40,7 +40,6 @@ IMMUTABLE_PREFIXES = ("originals/", "thumbs/", "views/")
 IMMUTABLE_CACHE_CONTROL = "private, max-age=31536000, immutable"
 OTHER_CACHE_CONTROL = "private, no-cache"  # prepared ZIPs (rewritten under the same key), health probes
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-_TRANSIENT = (BotoCoreError, ClientError, Urllib3Error, OSError)
 
 
 class S3Storage:
@@ -137,37 +136,37 @@ class S3Storage:
                 raise ConfigError(f"S3 {where} does not exist (create it or fix S3_BUCKET)") from None
             if code in {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}:
                 raise ConfigError(f"S3 {where} refused the credentials (check S3_ACCESS_KEY and S3_SECRET_KEY)") from None
-            raise ConfigError(f"S3 {where} answered with an error: {_one_line(exc)}") from None
+            raise ConfigError(f"S3 {where} answered with an error: {one_line(exc)}") from None
         except (BotoCoreError, Urllib3Error, OSError) as exc:
-            raise ConfigError(f"S3 {where} is unreachable: {_one_line(exc)} (check S3_ENDPOINT_URL and the network)") from None
+            raise ConfigError(f"S3 {where} is unreachable: {one_line(exc)} (check S3_ENDPOINT_URL and the network)") from None
 
     # The Storage interface.
 
     def save(self, key: str, source: BinaryIO) -> int:
         """Stream `source` up in parts of `multipart_chunk_bytes` (one put below that); never reads it whole."""
-        written = _Counter()
+        written = Counter()
         extra = {
             "ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream",
             "CacheControl": IMMUTABLE_CACHE_CONTROL if key.startswith(IMMUTABLE_PREFIXES) else OTHER_CACHE_CONTROL,
         }
         try:
             self.client.upload_fileobj(
-                _KeepOpen(source), self.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=written.add
+                KeepOpen(source), self.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=written.add
             )
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not store {key}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not store {key}: {one_line(exc)}") from exc
         return written.value
 
     def open(self, key: str) -> BinaryIO:
         head = self._head(key)
-        raw = _ObjectReader(self.client, self.bucket, key, head["ContentLength"], head.get("ETag"))
+        raw = ObjectReader(self.client, self.bucket, key, head["ContentLength"], head.get("ETag"))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=READ_BUFFER))
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not delete {key}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not delete {key}: {one_line(exc)}") from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -189,8 +188,8 @@ class S3Storage:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"], int(item["Size"]), item["LastModified"].timestamp())
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not list {prefix}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not list {prefix}: {one_line(exc)}") from exc
 
     def local_path(self, key: str) -> Path | None:
         return None
@@ -256,115 +255,6 @@ class S3Storage:
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                 raise FileNotFoundError(errno.ENOENT, "no such object in the store", key) from None
-            raise StorageError(f"could not look up {key}: {_one_line(exc)}") from exc
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not look up {key}: {_one_line(exc)}") from exc
-
-
-class _ObjectReader(io.RawIOBase):
-    """One object as a seekable file: a single ranged GET streams sequential reads; a seek starts a new one.
-
-    Each GET carries If-Match on the ETag seen at open, so a replaced object fails loudly instead of mixing.
-    """
-
-    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str | None) -> None:
-        super().__init__()
-        self._client, self._bucket, self._key = client, bucket, key
-        self._size, self._etag = int(size), etag
-        self._pos = 0
-        self._body: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        position = base + offset
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        if position != self._pos:
-            self._drop_body()
-            self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        if self._pos >= self._size or len(buffer) == 0:
-            return 0
-        try:
-            if self._body is None:
-                self._body = self._get_from(self._pos)
-            data = self._body.read(min(len(buffer), self._size - self._pos))
-        except _TRANSIENT as exc:
-            self._drop_body()
-            raise StorageError(f"could not read {self._key}: {_one_line(exc)}") from exc
-        if not data:
-            self._drop_body()
-            raise StorageError(f"could not read {self._key}: the store ended the stream at byte {self._pos}")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._drop_body()
-        super().close()
-
-    def _get_from(self, start: int) -> Any:
-        params: dict[str, str] = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-"}
-        if self._etag:
-            params["IfMatch"] = self._etag
-        return self._client.get_object(**params)["Body"]
-
-    def _drop_body(self) -> None:
-        if self._body is not None:
-            try:
-                self._body.close()
-            except Exception:  # noqa: BLE001,S110 (a broken connection is already gone; nothing to release)
-                pass
-            self._body = None
-
-
-class _KeepOpen:
-    """The caller's source, which boto3 would close after an upload; the caller still seeks and reads it."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-
-    def read(self, size: int = -1) -> bytes:
-        return self._source.read(size)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._source.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._source.tell()
-
-    def seekable(self) -> bool:
-        return self._source.seekable()
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
-class _Counter:
-    """Bytes uploaded, from transfer callbacks (threads; negative amounts undo a retried part)."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self._lock = threading.Lock()
-
-    def add(self, amount: int) -> None:
-        with self._lock:
-            self.value += amount
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+            raise StorageError(f"could not look up {key}: {one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not look up {key}: {one_line(exc)}") from exc
