@@ -52,9 +52,18 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "S3_REGION": ("us-east-1", str),  # r2 always uses "auto"
     "S3_ENDPOINT_URL": (None, str),  # R2, MinIO and other S3-compatible stores; required for r2
     "S3_MULTIPART_CHUNK_MB": (8, int),  # uploads above this go in parts of this size (S3's minimum is 5)
+    # A store that hangs must cost a request seconds, not minutes: attempts x (connect + read) + backoff (≤ 1 s)
+    # bounds it, 13 s with these defaults, so the visitor gets a 503 well within 15 s.
+    "S3_CONNECT_TIMEOUT": (2, float),  # seconds to open a connection to the store
+    "S3_READ_TIMEOUT": (4, float),  # seconds the store may stay silent on an open connection
+    "S3_MAX_ATTEMPTS": (2, int),  # tries per store request, the first one included
     "SIGNED_URL_TTL_SECONDS": (3600, int),  # presigned download URLs for photos
     "CDN_ENABLED": (False, _bool),
     "CDN_BASE_URL": (None, str),  # e.g. https://cdn.example.com, in front of the bucket
+    # Both set: every CDN URL is signed with an expiry (CloudFront trusted key group, deploy/cdn.md) and photo
+    # downloads go to the CDN; unset: originals only ever by presigned URL from the store.
+    "CDN_SIGNING_KEY_ID": (None, str),  # the CloudFront public key's id
+    "CDN_SIGNING_KEY_FILE": (None, str),  # the matching RSA private key, PEM
     "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
     "PROXY_FIX_HOPS": (0, int),
     "SMTP_HOST": (None, str),

@@ -2,15 +2,20 @@
 
 The app still makes every decision (share checks, counting) and only then hands the visitor an address:
 
-- photo downloads on s3/r2: a presigned URL (SIGNED_URL_TTL_SECONDS) naming the original file and type, or
-  with CDN_ENABLED the CDN address with `?download=<name>` (deploy/cdn.md); Range and resume then go there;
-- gallery thumbnails: with s3/r2 and a CDN, the CDN address of the object itself; with local storage and a
-  CDN in front of the app, the app's own route on CDN_BASE_URL, for shares without a password only.
+- photo downloads on s3/r2: a URL that expires after SIGNED_URL_TTL_SECONDS, naming the original file and
+  type: presigned by the store, or with a CDN signing key the signed CDN address with `?download=<name>`
+  (deploy/cdn.md); Range and resume then go there. Never a permanent URL: that would outlive the share's
+  password, its revocation and its downloads-off switch. Made from the database alone (no store round trip):
+  a photo's row exists only once its original is stored;
+- gallery thumbnails and views of a share *without* a password: with s3/r2 and a CDN, the CDN address of the
+  object itself; with local storage and a CDN in front of the app, the app's own route on CDN_BASE_URL. A
+  password-protected share's images always go through the app's routes, which check the password.
 
 Cache-Control, one rule per kind of answer:
 - content-addressed objects (originals, thumbnails, views: a name is never reused) are immutable for a year,
-  `public` in the bucket and on the app's routes for a share without a password when CDN_ENABLED, else
-  `private` (a password-protected share's image must never sit in a shared cache, reachable by URL alone);
+  `private` in the bucket (storage/s3.py), `public` on the app's routes only for a share without a password
+  when CDN_ENABLED, else `private` (a password-protected share's image must never sit in a shared cache,
+  reachable by URL alone);
 - anything for one visitor (pages, JSON, redirects, errors) is `private, no-store` or `private, no-cache`.
 
 Counting a redirect: the store sends the bytes, so the app never sees the last one go out (phase 1's rule).
@@ -78,18 +83,17 @@ def hand_over(url: str, *, environ: dict[str, Any], size: int, on_close: OnClose
 
 
 def photo_redirect(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response | None:
-    """The photo's download as a redirect to the CDN or a presigned URL, or None when the app sends it
-    (local disk). Asks the store whether the original is there first (one HEAD): a missing original raises
-    FileNotFoundError and an unreachable store StorageError (503), before anything is counted."""
+    """The photo's download as a redirect to an expiring URL (signed CDN or presigned), or None when the app
+    sends it (local disk). Never asks the store anything: the photo's row says the original is there, so a
+    hung store cannot hold this request (the visitor's client then meets the store itself)."""
     storage, key = get_storage(), photo_key(photo)
     if not in_store(key):
         return None
-    if not storage.exists(key):
-        raise FileNotFoundError(key)
     method = environ.get("REQUEST_METHOD", "GET").upper()
-    url = storage.public_url(key, download_name=photo.original_filename) or storage.presigned_url(
+    ttl = int(current_app.config["SIGNED_URL_TTL_SECONDS"])
+    url = storage.cdn_url(key, expires_in=ttl, download_name=photo.original_filename) or storage.presigned_url(
         key,
-        expires_in=int(current_app.config["SIGNED_URL_TTL_SECONDS"]),
+        expires_in=ttl,
         download_name=photo.original_filename,
         content_type=photo.content_type,
         method="HEAD" if method == "HEAD" else "GET",
@@ -98,9 +102,10 @@ def photo_redirect(photo: Photo, *, environ: dict[str, Any], on_close: OnClose |
     return hand_over(url, environ=environ, size=photo.size, on_close=on_close)
 
 
-def rendition_redirect(key: str) -> str | None:
-    """The CDN address of a thumbnail or view in the bucket, or None when the app sends it itself."""
-    return get_storage().public_url(key)
+def rendition_redirect(link: ShareLink, key: str) -> str | None:
+    """The CDN address of a thumbnail or view in the bucket, or None when the app sends it itself: always for
+    a password-protected share, whose images reach only visitors who passed its password on the app."""
+    return get_storage().public_url(key) if link.password_hash is None else None
 
 
 def edge_may_cache(link: ShareLink) -> bool:
@@ -122,8 +127,8 @@ def rendition_cache_control(response: Response, link: ShareLink) -> Response:
 
 def thumbnail_src(link: ShareLink, photo: Photo) -> str:
     """The gallery's <img src>: the object on the CDN (s3/r2 + CDN), the app's route on the CDN host (local
-    storage + CDN, shares without a password), or the app's own route."""
-    return rendition_redirect(thumbnail_key(photo)) or _route(link, "share.thumbnail", photo)
+    storage + CDN), both for shares without a password only, or the app's own route. No store round trip."""
+    return rendition_redirect(link, thumbnail_key(photo)) or _route(link, "share.thumbnail", photo)
 
 
 def view_href(link: ShareLink, photo: Photo) -> str:

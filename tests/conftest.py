@@ -267,6 +267,27 @@ def s3_config(s3_server: MotoServer) -> dict[str, Any]:
 
 
 @pytest.fixture
+def make_site(instance: Path, database_config: dict[str, Any]) -> Iterator[Callable[[dict[str, Any]], Any]]:
+    """make_site(settings) -> an app on the test's instance folder with an owner; stopped afterwards."""
+    made = []
+
+    def factory(settings: dict[str, Any]):
+        app = create_app(base_config(instance) | database_config | settings)
+        with app.app_context():
+            db.create_all()
+            create_user("owner@example.com", "long enough password")
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        app.extensions["photoshare.jobs"].stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
 def s3_app(instance: Path, database_config: dict[str, Any], s3_config: dict[str, Any]):
     """Like `app`, but photos, thumbnails and archives live in the `s3_config` bucket."""
     app = create_app(base_config(instance) | database_config | s3_config)

@@ -15,6 +15,11 @@ learns when that ends. So time does the lock's job:
 
 Rebuilding a version overwrites the same key with the same bytes (archives are byte-stable), so a download
 resumed across a rebuild still fits together. ZIP_CACHE_MAX_GB applies to the local cache only. No `request`.
+
+An archive is as private as the originals it holds: stored `private, no-cache` with no public ACL (s3.py), never
+given a CDN address (the edge refuses `zips/`, deploy/cdn.md), reached only by a presigned URL made after the
+share's or the signed link's checks. Looking one up is a HEAD on the store, bounded like every store request
+(S3_CONNECT_TIMEOUT, S3_READ_TIMEOUT, S3_MAX_ATTEMPTS): a hung store makes it a 503, never a wait.
 """
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ def _grant_access(response: Response, link: ShareLink) -> Response:
 
 def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Response:
     """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag; in a bucket behind a
-    CDN, a redirect to the CDN once it exists. Cache-Control as `delivery.rendition_cache_control` says.
+    CDN, a redirect to the CDN once it exists (shares without a password only). Cache-Control as
+    `delivery.rendition_cache_control` says.
 
     A browser that already has it gets 304 before storage is touched at all. With SENDFILE_BACKEND=x-accel,
     nginx sends the bytes of a local file once the share is checked (and answers 304 to its own ETag).
@@ -167,7 +168,7 @@ def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Re
     storage = get_storage()
     try:
         key = ensure()
-        cdn_url = delivery.rendition_redirect(key)
+        cdn_url = delivery.rendition_redirect(link, key)
         if cdn_url is not None:
             return delivery.redirect(cdn_url)
         local = storage.local_path(key)

@@ -68,5 +68,11 @@ class Storage(Protocol):
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
         """The object's CDN address when a CDN is configured (CDN_ENABLED), else None. With `download_name`,
-        the edge sends it as the attachment's filename (rules in deploy/cdn.md)."""
+        the edge sends it as the attachment's filename (rules in deploy/cdn.md). Only for what anyone with a
+        share's link may see; signed (with a rolling expiry) when the CDN has a signing key."""
+        ...
+
+    def cdn_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str | None:
+        """The object's CDN address signed to expire in `expires_in` seconds; None when the CDN cannot sign
+        (no CDN or no CDN_SIGNING_KEY_ID): an unsigned, permanent CDN URL never reaches an original."""
         ...

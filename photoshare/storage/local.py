@@ -84,3 +84,6 @@ class LocalStorage:
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
         return None
+
+    def cdn_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str | None:
+        return None

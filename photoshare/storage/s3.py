@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import mimetypes
-import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -25,15 +25,21 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from ..config import ConfigError
 from ..downloads import content_disposition  # one rule for filenames, local and remote
 from .base import StorageError, StoredObject
+from .breaker import COOL_DOWN_SECONDS, Breaker
+from .cdn import CdnSigner, stable_expiry
+from .s3_io import TRANSIENT, Counter, KeepOpen, ObjectReader, one_line
 
 MiB = 1024 * 1024
 READ_BUFFER = 256 * 1024  # what one read from the network asks for; seeks inside it cost no request
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 # Keys under these prefixes name their content (a random name per upload), so their bytes never change.
 IMMUTABLE_PREFIXES = ("originals/", "thumbs/", "views/")
-IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Nothing in the bucket is `public`: which share an object belongs to (password or not) is decided per request,
+# long after upload, so no shared cache may keep an object on the bucket's word. A browser may keep an image;
+# the edge caches open shares' thumbnails and views by its own rule (deploy/cdn.md).
+IMMUTABLE_CACHE_CONTROL = "private, max-age=31536000, immutable"
+OTHER_CACHE_CONTROL = "private, no-cache"  # prepared ZIPs (rewritten under the same key), health probes
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-_TRANSIENT = (BotoCoreError, ClientError, Urllib3Error, OSError)
 
 
 class S3Storage:
@@ -48,14 +54,18 @@ class S3Storage:
         access_key: str | None = None,
         secret_key: str | None = None,
         cdn_base_url: str | None = None,
+        cdn_signer: CdnSigner | None = None,
+        cdn_url_ttl: int = 3600,
         multipart_chunk_bytes: int = 8 * MiB,
-        max_attempts: int = 3,
-        connect_timeout: float = 5,
-        read_timeout: float = 60,
+        max_attempts: int = 2,
+        connect_timeout: float = 2,
+        read_timeout: float = 4,
+        cool_down: float = COOL_DOWN_SECONDS,
     ) -> None:
         self.bucket = bucket
         self.endpoint_url = endpoint_url
         self.cdn_base_url = cdn_base_url.rstrip("/") if cdn_base_url else None
+        self.cdn_signer, self.cdn_url_ttl = cdn_signer, cdn_url_ttl
         self._session = boto3.session.Session(
             aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None, region_name=region
         )
@@ -71,6 +81,7 @@ class S3Storage:
                 "response_checksum_validation": "when_required",
             }
         self.client = self._make_client(connect_timeout, read_timeout, max_attempts)
+        Breaker(cool_down).attach(self.client)  # a store that stopped answering is not waited for again at once
         self.transfer = TransferConfig(
             multipart_threshold=multipart_chunk_bytes, multipart_chunksize=multipart_chunk_bytes, max_concurrency=4
         )
@@ -84,31 +95,39 @@ class S3Storage:
             raise ConfigError("STORAGE_BACKEND=r2 needs S3_ENDPOINT_URL (https://<account id>.r2.cloudflarestorage.com)")
         if config.get("CDN_ENABLED") and not config.get("CDN_BASE_URL"):
             raise ConfigError("CDN_ENABLED=true needs CDN_BASE_URL (e.g. https://cdn.example.com)")
+        cdn = bool(config.get("CDN_ENABLED"))
         return cls(
             config["S3_BUCKET"],
             region="auto" if backend == "r2" else (config.get("S3_REGION") or "us-east-1"),
             endpoint_url=config.get("S3_ENDPOINT_URL") or None,
             access_key=config.get("S3_ACCESS_KEY"),
             secret_key=config.get("S3_SECRET_KEY"),
-            cdn_base_url=config.get("CDN_BASE_URL") if config.get("CDN_ENABLED") else None,
+            cdn_base_url=config.get("CDN_BASE_URL") if cdn else None,
+            cdn_signer=CdnSigner.from_config(config) if cdn else None,
+            cdn_url_ttl=int(config.get("SIGNED_URL_TTL_SECONDS") or 3600),
             multipart_chunk_bytes=int(config.get("S3_MULTIPART_CHUNK_MB") or 8) * MiB,
+            max_attempts=int(config.get("S3_MAX_ATTEMPTS") or 2),
+            connect_timeout=float(config.get("S3_CONNECT_TIMEOUT") or 2),
+            read_timeout=float(config.get("S3_READ_TIMEOUT") or 4),
         )
 
     def _make_client(self, connect_timeout: float, read_timeout: float, max_attempts: int) -> Any:
+        """A client whose every request ends within max_attempts x (connect + read) + backoff: a store that
+        accepts connections and then never answers must cost seconds, not the minutes of botocore's defaults.
+        `total_max_attempts` counts the first try (botocore's `max_attempts` would add one more)."""
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max(1, max_attempts)},
             **self._client_options,
         )
         return self._session.client("s3", endpoint_url=self.endpoint_url, config=config)
 
     def check(self) -> None:
         """Fail fast, in one line, when the bucket cannot be used: unreachable, missing, or refused."""
-        probe = self._make_client(connect_timeout=3, read_timeout=10, max_attempts=2)
         where = f"bucket {self.bucket!r}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
         try:
-            probe.head_bucket(Bucket=self.bucket)
+            self.client.head_bucket(Bucket=self.bucket)
         except NoCredentialsError:
             raise ConfigError(f"no credentials for S3 {where}: set S3_ACCESS_KEY and S3_SECRET_KEY") from None
         except ClientError as exc:
@@ -117,36 +136,37 @@ class S3Storage:
                 raise ConfigError(f"S3 {where} does not exist (create it or fix S3_BUCKET)") from None
             if code in {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}:
                 raise ConfigError(f"S3 {where} refused the credentials (check S3_ACCESS_KEY and S3_SECRET_KEY)") from None
-            raise ConfigError(f"S3 {where} answered with an error: {_one_line(exc)}") from None
+            raise ConfigError(f"S3 {where} answered with an error: {one_line(exc)}") from None
         except (BotoCoreError, Urllib3Error, OSError) as exc:
-            raise ConfigError(f"S3 {where} is unreachable: {_one_line(exc)} (check S3_ENDPOINT_URL and the network)") from None
+            raise ConfigError(f"S3 {where} is unreachable: {one_line(exc)} (check S3_ENDPOINT_URL and the network)") from None
 
     # The Storage interface.
 
     def save(self, key: str, source: BinaryIO) -> int:
         """Stream `source` up in parts of `multipart_chunk_bytes` (one put below that); never reads it whole."""
-        written = _Counter()
-        extra = {"ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream"}
-        if key.startswith(IMMUTABLE_PREFIXES):
-            extra["CacheControl"] = IMMUTABLE_CACHE_CONTROL
+        written = Counter()
+        extra = {
+            "ContentType": mimetypes.guess_type(key)[0] or "application/octet-stream",
+            "CacheControl": IMMUTABLE_CACHE_CONTROL if key.startswith(IMMUTABLE_PREFIXES) else OTHER_CACHE_CONTROL,
+        }
         try:
             self.client.upload_fileobj(
-                _KeepOpen(source), self.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=written.add
+                KeepOpen(source), self.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=written.add
             )
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not store {key}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not store {key}: {one_line(exc)}") from exc
         return written.value
 
     def open(self, key: str) -> BinaryIO:
         head = self._head(key)
-        raw = _ObjectReader(self.client, self.bucket, key, head["ContentLength"], head.get("ETag"))
+        raw = ObjectReader(self.client, self.bucket, key, head["ContentLength"], head.get("ETag"))
         return cast(BinaryIO, io.BufferedReader(raw, buffer_size=READ_BUFFER))
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not delete {key}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not delete {key}: {one_line(exc)}") from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -168,8 +188,8 @@ class S3Storage:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
                     yield StoredObject(item["Key"], int(item["Size"]), item["LastModified"].timestamp())
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not list {prefix}: {_one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not list {prefix}: {one_line(exc)}") from exc
 
     def local_path(self, key: str) -> Path | None:
         return None
@@ -205,13 +225,27 @@ class S3Storage:
         return self.client.generate_presigned_url(operation, Params=params, ExpiresIn=int(expires_in))
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
-        """The object's address on the CDN (CDN_ENABLED), or None: then deliver through `presigned_url`.
+        """The object's address on the CDN (CDN_ENABLED), or None: then deliver through `presigned_url`. Only
+        for what anyone with the share's link may see (thumbnails and views of a share without a password).
 
-        `download_name` travels as `?download=<percent-encoded UTF-8>`; the edge rule in deploy/cdn.md turns it
-        into `Content-Disposition: attachment; filename*=UTF-8''<that>` (the bucket cannot: the key is random).
+        With a signing key it is signed to expire within 1-2 x SIGNED_URL_TTL_SECONDS (`stable_expiry`: the
+        same URL for everyone meanwhile, so it stays cacheable). `download_name` travels as
+        `?download=<percent-encoded UTF-8>`; the edge rule in deploy/cdn.md turns it into
+        `Content-Disposition: attachment; filename*=UTF-8''<that>` (the bucket cannot: the key is random).
         """
         if not self.cdn_base_url:
             return None
+        url = self._cdn_address(key, download_name)
+        return self.cdn_signer.sign(url, stable_expiry(self.cdn_url_ttl)) if self.cdn_signer else url
+
+    def cdn_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str | None:
+        """The object's CDN address signed to expire in `expires_in` seconds, or None when the CDN cannot sign
+        (no CDN, or no CDN_SIGNING_KEY_ID): then only a presigned URL may reach an original."""
+        if not (self.cdn_base_url and self.cdn_signer):
+            return None
+        return self.cdn_signer.sign(self._cdn_address(key, download_name), int(time.time()) + int(expires_in))
+
+    def _cdn_address(self, key: str, download_name: str | None) -> str:
         url = f"{self.cdn_base_url}/{quote(key)}"
         return f"{url}?download={quote(download_name, safe='')}" if download_name else url
 
@@ -221,115 +255,6 @@ class S3Storage:
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                 raise FileNotFoundError(errno.ENOENT, "no such object in the store", key) from None
-            raise StorageError(f"could not look up {key}: {_one_line(exc)}") from exc
-        except _TRANSIENT as exc:
-            raise StorageError(f"could not look up {key}: {_one_line(exc)}") from exc
-
-
-class _ObjectReader(io.RawIOBase):
-    """One object as a seekable file: a single ranged GET streams sequential reads; a seek starts a new one.
-
-    Each GET carries If-Match on the ETag seen at open, so a replaced object fails loudly instead of mixing.
-    """
-
-    def __init__(self, client: Any, bucket: str, key: str, size: int, etag: str | None) -> None:
-        super().__init__()
-        self._client, self._bucket, self._key = client, bucket, key
-        self._size, self._etag = int(size), etag
-        self._pos = 0
-        self._body: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        position = base + offset
-        if position < 0:
-            raise ValueError(f"negative seek position {position}")
-        if position != self._pos:
-            self._drop_body()
-            self._pos = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        if self._pos >= self._size or len(buffer) == 0:
-            return 0
-        try:
-            if self._body is None:
-                self._body = self._get_from(self._pos)
-            data = self._body.read(min(len(buffer), self._size - self._pos))
-        except _TRANSIENT as exc:
-            self._drop_body()
-            raise StorageError(f"could not read {self._key}: {_one_line(exc)}") from exc
-        if not data:
-            self._drop_body()
-            raise StorageError(f"could not read {self._key}: the store ended the stream at byte {self._pos}")
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self._drop_body()
-        super().close()
-
-    def _get_from(self, start: int) -> Any:
-        params: dict[str, str] = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={start}-"}
-        if self._etag:
-            params["IfMatch"] = self._etag
-        return self._client.get_object(**params)["Body"]
-
-    def _drop_body(self) -> None:
-        if self._body is not None:
-            try:
-                self._body.close()
-            except Exception:  # noqa: BLE001,S110 (a broken connection is already gone; nothing to release)
-                pass
-            self._body = None
-
-
-class _KeepOpen:
-    """The caller's source, which boto3 would close after an upload; the caller still seeks and reads it."""
-
-    def __init__(self, source: BinaryIO) -> None:
-        self._source = source
-
-    def read(self, size: int = -1) -> bytes:
-        return self._source.read(size)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._source.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._source.tell()
-
-    def seekable(self) -> bool:
-        return self._source.seekable()
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
-class _Counter:
-    """Bytes uploaded, from transfer callbacks (threads; negative amounts undo a retried part)."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self._lock = threading.Lock()
-
-    def add(self, amount: int) -> None:
-        with self._lock:
-            self.value += amount
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+            raise StorageError(f"could not look up {key}: {one_line(exc)}") from exc
+        except TRANSIENT as exc:
+            raise StorageError(f"could not look up {key}: {one_line(exc)}") from exc
