@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -79,7 +80,9 @@ class ResponseFile:
     returns more than CHUNK_SIZE bytes, nor anything past `stop`.
     """
 
-    def __init__(self, file: IO[bytes], on_close: OnClose | None, method: str, peer: Any = None) -> None:
+    def __init__(
+        self, file: IO[bytes], on_close: OnClose | None, method: str, peer: socket.socket | None = None
+    ) -> None:
         """`peer`: the client's socket when the server exposes it (gunicorn), to confirm a finished send."""
         self._file, self._on_close, self._method, self._peer = file, on_close, method, peer
         self._start = self._stop = self._size = self._pos = self._reads = 0

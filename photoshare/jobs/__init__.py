@@ -68,7 +68,7 @@ def init_jobs(app: Flask) -> None:
     _remove_leftovers_at_start(app)
     # The sweeper threads start with this process's first request, not with its first "Download all": a
     # fork after create_app (gunicorn) must start its own, and an app that never serves needs none.
-    app.before_request(lambda: get_runner().ensure_started())
+    app.before_request(app.extensions[EXTENSION].ensure_started)
     for exc_class in _broker_errors():
         app.register_error_handler(exc_class, _broker_unavailable)
 
