@@ -17,12 +17,13 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
 EXTENSION = "photoshare.jobs"
+SweepTask = Literal["sweep", "temp"]  # everything (embedded) | this machine's temp leftovers only (Celery web)
 
 
 class BuildLock(Protocol):
@@ -176,7 +177,7 @@ class EmbeddedRunner:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_sweeper(runner: EmbeddedRunner | CeleryRunner, task: str) -> threading.Event:
+def _start_sweeper(runner: EmbeddedRunner | CeleryRunner, task: SweepTask) -> threading.Event:
     """A daemon thread of this process running `task` ("sweep": everything; "temp": this machine's leftover
     "Download all" temp archives only) every JOB_SWEEP_SECONDS; setting the returned event stops it."""
     stop, interval = threading.Event(), max(1.0, float(runner.app.config["JOB_SWEEP_SECONDS"]))
@@ -186,7 +187,7 @@ def _start_sweeper(runner: EmbeddedRunner | CeleryRunner, task: str) -> threadin
     return stop
 
 
-def _sweep_loop(runner_ref: weakref.ref[Any], stop: threading.Event, interval: float, task: str) -> None:
+def _sweep_loop(runner_ref: weakref.ref[Any], stop: threading.Event, interval: float, task: SweepTask) -> None:
     from .sweep import remove_temp_leftovers, sweep
 
     while not stop.wait(interval):
