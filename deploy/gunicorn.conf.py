@@ -11,6 +11,11 @@ Every value can be changed with an environment variable (GUNICORN_*), e.g. in ph
 
 import multiprocessing
 import os
+import sys
+from typing import Any
+
+# gunicorn's arbiter stops (rather than starting another worker) when a worker exits with this code.
+WORKER_BOOT_ERROR = 3
 
 
 def _int(name: str, default: int) -> int:
@@ -52,3 +57,16 @@ access_log_format = '%({x-real-ip}i)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" 
 # on a TCP or a unix socket alike.
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
+
+
+def on_starting(server: Any) -> None:
+    """Build the app once in the master before any worker exists: a configuration error (a missing bucket,
+    no SECRET_KEY in production) then stops gunicorn with one line, instead of every worker failing to boot
+    and being replaced, for ever, while requests hang. Workers build their own app (nothing is preloaded)."""
+    from photoshare import ConfigError, create_app
+
+    try:
+        create_app()
+    except ConfigError as exc:
+        print(f"photoshare: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(WORKER_BOOT_ERROR) from None

@@ -114,7 +114,8 @@ def handoff_response(
     Keeps what nginx keeps from it: Content-Type, Content-Disposition, Cache-Control. Closes `source` when it
     is a file (nginx opens the path itself). `on_close` runs once when this response closes, with the
     Delivery nginx is about to make (`expected_delivery`): nginx's sending is not observed, so a download
-    counts when the request for its last byte is handed over.
+    counts as finished when the request for its last byte is handed over, and as started when one from its
+    first byte is.
     """
     try:
         handed = handoff(source, etag=etag)

@@ -19,10 +19,10 @@ Cache-Control, one rule per kind of answer:
 - anything for one visitor (pages, JSON, redirects, errors) is `private, no-store` or `private, no-cache`.
 
 Counting a redirect: the store sends the bytes, so the app never sees the last one go out (phase 1's rule).
-A GET that asks from the first byte (no Range, or `bytes=0-…`) counts as one download when its redirect is
-issued; HEADs and requests for later ranges (a resume, a download manager's other parts) do not. A download
-aborted after the redirect therefore counts; a resume against the presigned URL never comes back here. No
-`request` here: callers hand over the WSGI environ.
+A GET that asks from the first byte (no Range, or `bytes=0-…`) counts as one download, started and finished,
+when its redirect is issued; HEADs and requests for later ranges (a resume, a download manager's other parts)
+do not. A download aborted after the redirect therefore counts; a resume against the presigned URL never
+comes back here. No `request` here: callers hand over the WSGI environ.
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ window on the file:
   position for Content-Length bytes (PEP 3333); other servers read it in 64 KiB chunks; nothing ever reads a
   whole file;
 - its close() runs the caller's cleanup. Servers call close() on every body (full send, 206, HEAD, 304,
-  disconnect), whereas `call_on_close` never runs under gunicorn once `direct_passthrough` is set.
+  disconnect), whereas `call_on_close` never runs under gunicorn once `direct_passthrough` is set;
+- a send that reached the file's last byte is only `complete` once the client acknowledged every byte
+  (received.py): gunicorn's sendfile returns when the bytes are queued in the kernel, not when they arrived.
 
 No share links and no business rules here: callers hand over a file, its validators and a cleanup callback.
 """
@@ -20,9 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote
@@ -32,6 +35,7 @@ from werkzeug.http import parse_etags
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
+from . import received
 from .names import photo_name
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,13 @@ class Delivery:
     start: int
     stop: int  # exclusive
     size: int
-    complete: bool  # every byte of [start, stop) went out
+    complete: bool  # every byte of [start, stop) went out (and, at the file's end, the client acknowledged it)
+
+    @property
+    def started_file(self) -> bool:
+        """True for a GET whose body begins at the file's first byte: a download starts (a resumption or a
+        download manager's other parts begin later), however far it then gets."""
+        return self.method == "GET" and self.status in (200, 206) and self.start == 0
 
     @property
     def finished_file(self) -> bool:
@@ -71,8 +81,11 @@ class ResponseFile:
     returns more than CHUNK_SIZE bytes, nor anything past `stop`.
     """
 
-    def __init__(self, file: IO[bytes], on_close: OnClose | None, method: str) -> None:
-        self._file, self._on_close, self._method = file, on_close, method
+    def __init__(
+        self, file: IO[bytes], on_close: OnClose | None, method: str, peer: socket.socket | None = None
+    ) -> None:
+        """`peer`: the client's socket when the server exposes it (gunicorn), to confirm a finished send."""
+        self._file, self._on_close, self._method, self._peer = file, on_close, method, peer
         self._start = self._stop = self._size = self._pos = self._reads = 0
         self._status, self._eof, self.closed = 0, False, False
 
@@ -119,9 +132,15 @@ class ResponseFile:
             if self._on_close is not None:
                 delivery = Delivery(self._method, self._status, self._start, self._stop, self._size, complete)
                 try:
-                    self._on_close(delivery)
+                    self._on_close(self._confirmed(delivery))
                 except Exception:  # a server calling close() must never see our cleanup fail
                     log.exception("download cleanup failed")
+
+    def _confirmed(self, delivery: Delivery) -> Delivery:
+        """A finished download only once the client acknowledged its last byte (waits, bounded, for that)."""
+        if not delivery.finished_file or self._peer is None or received.all_acknowledged(self._peer):
+            return delivery
+        return replace(delivery, complete=False)
 
 
 def serve_file(
@@ -155,7 +174,7 @@ def serve_file(
         return handed_over
     file = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
     method = environ.get("REQUEST_METHOD", "GET").upper()
-    body = ResponseFile(file, on_close, method)
+    body = ResponseFile(file, on_close, method, peer=environ.get("gunicorn.socket"))
     try:
         if size is None:
             size = os.fstat(file.fileno()).st_size

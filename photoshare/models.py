@@ -88,7 +88,10 @@ class ShareLink(db.Model):
     downloads_allowed: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     view_count: Mapped[int] = mapped_column(Integer, default=0)
-    download_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Downloads asked for from the first byte, and downloads whose last byte the client acknowledged
+    # (downloads.Delivery started_file / finished_file): the difference gave up on the way.
+    download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 
@@ -137,10 +140,10 @@ class DownloadNotice(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)  # set before sending: never sent twice
 
 
-def increment(model: type[db.Model], row_id: int, column: str) -> None:
-    """Add one to a counter in the database itself, so concurrent workers never lose a count."""
-    column_attr = getattr(model, column)
-    db.session.execute(db.update(model).where(model.id == row_id).values({column_attr: column_attr + 1}))
+def increment(model: type[db.Model], row_id: int, *columns: str) -> None:
+    """Add one to counters in the database itself, in one statement, so concurrent workers never lose a count."""
+    attrs = [getattr(model, column) for column in columns]
+    db.session.execute(db.update(model).where(model.id == row_id).values({attr: attr + 1 for attr in attrs}))
     db.session.commit()
 
 

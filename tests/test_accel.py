@@ -88,6 +88,9 @@ def test_download_counts_when_the_last_byte_is_handed_over(accel_app, client, ma
         client.get(url, headers=headers).close()
     client.head(url).close()
     assert download_count(accel_app, token) == 2  # the whole file, and the resumption that ends it
+    with accel_app.app_context():
+        started = db.select(ShareLink.download_started_count).where(ShareLink.token == token)
+        assert db.session.execute(started).scalar_one() == 2  # the two GETs from byte 0
 
 
 def test_download_all_goes_to_the_cache_with_an_mtime_from_the_version(accel_app, client, make_album, make_share):

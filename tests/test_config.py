@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from photoshare import create_app
 from photoshare.config import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_gunicorn_entry_point_explains_a_missing_production_key_in_one_line(inst
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
     env |= {"PHOTOSHARE_ENV": "production", "PHOTOSHARE_INSTANCE": str(instance)}
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert result.returncode == 2
+    assert result.returncode == 3  # gunicorn's WORKER_BOOT_ERROR: the arbiter halts
     assert result.stderr.strip().count("\n") == 0 and "SECRET_KEY must be set" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -81,3 +82,37 @@ def test_upload_dir_secret_key_and_database_url_come_from_the_environment(instan
     assert app.config["UPLOAD_DIR"] == str(tmp_path / "photos") and (tmp_path / "photos").is_dir()
     assert app.config["SECRET_KEY"] == "from-the-environment" and not (instance / "secret_key").exists()
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"
+
+
+def run_gunicorn(instance, settings: dict[str, str], *flags: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """gunicorn on a free port with `settings` in its environment; (the finished process, seconds it ran).
+    The timeout fails the test when gunicorn keeps replacing workers that cannot boot instead of stopping."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "PHOTOSHARE_ENV")}
+    env |= {"PHOTOSHARE_INSTANCE": str(instance), **settings}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}", *flags,
+                             "wsgi:app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return result, time.monotonic() - started
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if "configuration error" in line]
+
+
+def test_gunicorn_with_the_deploy_config_stops_on_a_missing_bucket_with_one_line(instance, s3_config):
+    settings = {**s3_config, "S3_BUCKET": "no-such-bucket", "SECRET_KEY": "x", "GUNICORN_WORKERS": "2"}
+    result, seconds = run_gunicorn(instance, settings, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and seconds < 20
+    assert error_lines(output) == ["photoshare: configuration error: S3 bucket 'no-such-bucket' at "
+                                   f"{s3_config['S3_ENDPOINT_URL']} does not exist (create it or fix S3_BUCKET)"]
+    assert "Booting worker" not in output and "Traceback" not in output  # checked in the master, once
+
+
+def test_plain_gunicorn_halts_instead_of_restarting_workers_that_cannot_boot(instance):
+    result, seconds = run_gunicorn(instance, {"PHOTOSHARE_ENV": "production"}, "--workers", "2")
+    output = result.stdout + result.stderr
+    assert result.returncode == 3 and seconds < 20  # gunicorn's own "Worker failed to boot." halt
+    assert 1 <= output.count("Booting worker") <= 2  # the first workers only: no restart loop
+    assert error_lines(output) and all("SECRET_KEY must be set" in line for line in error_lines(output))
+    assert "Traceback" not in output

@@ -12,11 +12,13 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,14 @@ class Site:
         return self.server.log.read_text().count(f"built archive album-{self.version(album_id)}.zip")
 
     def downloads(self, token: str) -> int:
+        """Finished downloads of the link."""
         with self.app.app_context():
             return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
+
+    def started(self, token: str) -> int:
+        with self.app.app_context():
+            column = ShareLink.download_started_count
+            return db.session.execute(db.select(column).where(ShareLink.token == token)).scalar_one()
 
     def url(self, token: str, what: str = "download-all") -> str:
         return f"{self.server.url}/api/share/{token}/{what}"
@@ -260,6 +268,31 @@ def test_client_disconnecting_mid_download_leaves_no_temp_file(site, big):
     assert site.wait_temp_empty() == []
 
 
+def test_temp_archive_of_a_worker_killed_mid_download_goes_when_its_replacement_starts(site, big):
+    _, token = big
+    server = LiveServer(site.instance, workers=1, database_url=site.app.config["SQLALCHEMY_DATABASE_URI"],
+                        env={"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute"})
+    try:
+        assert _eventually(lambda: len(_children(server.process.pid)) == 1, timeout=20)  # forked after the bind
+        (worker,) = _children(server.process.pid)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(f"GET /api/share/{token}/download-all HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            (left,) = os.listdir(site.temp_dir)  # mid-stream: the archive is on disk, its lock held
+            os.kill(worker, signal.SIGKILL)
+            _eventually(lambda: worker not in _children(server.process.pid) and _children(server.process.pid))
+        # Nobody downloads anything again: the replacement worker's start-up removes what the dead one left.
+        assert site.wait_temp_empty() == [], f"{left} outlived its worker"
+        assert not [name for name in os.listdir(site.app.config["LOCK_DIR"]) if name.startswith("album-")]
+    finally:
+        server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 # ---- parallel ranges: one build ---------------------------------------------------------------------------
 
 
@@ -339,6 +372,43 @@ def test_download_count_under_gunicorn_counts_finished_downloads_only(site, tmp_
     curl("-o", tmp_path / "photo.jpg", photo_url)
     curl("-o", tmp_path / "all.zip", site.url(token))
     assert _eventually(lambda: site.downloads(token) == 2)
+
+
+def test_visitors_who_hang_up_after_12_kb_start_downloads_but_never_finish_them(site, tmp_path):
+    _, token = site.album(photos=1, side=1500)
+    path = f"/api/share/{token}/download/{_first_photo_id(site, token)}"
+    size = int(request(site, path, method="HEAD")[1]["Content-Length"])
+    assert size > 2_000_000
+
+    def hang_up_after_12_kb() -> bytes:
+        """Read the headers and about 12 KB of the body, then close with the rest unread: Linux resets."""
+        with socket.create_connection(("127.0.0.1", site.server.port), timeout=30) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+            received = b""
+            while len(received) < 12 * 1024:
+                received += sock.recv(12 * 1024 - len(received))
+        return received[:12]
+
+    def read_all_slowly() -> int:
+        """A slow phone: the kernel has the whole file queued long before this client has taken it in."""
+        with socket.create_connection(("127.0.0.1", site.server.port), timeout=30) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+            received = 0
+            while chunk := sock.recv(32 * 1024):
+                received += len(chunk)
+                time.sleep(0.01)
+        return received
+
+    visitors = 50
+    with ThreadPoolExecutor(max_workers=10) as pool:  # gunicorn serves 2 × 4 at once here
+        assert set(pool.map(lambda _: hang_up_after_12_kb(), range(visitors))) == {b"HTTP/1.1 200"}
+    assert _eventually(lambda: site.started(token) == visitors, timeout=30)
+    assert site.downloads(token) == 0
+    assert read_all_slowly() > size
+    for i in range(3):
+        curl("-o", tmp_path / f"photo{i}.jpg", site.server.url + path)
+        assert (tmp_path / f"photo{i}.jpg").stat().st_size == size
+    assert _eventually(lambda: site.downloads(token) == 4) and site.started(token) == visitors + 4
 
 
 def _eventually(check, timeout: float = 5) -> bool:

@@ -36,6 +36,12 @@ def download_count(app, token: str) -> int:
         return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
 
 
+def started_count(app, token: str) -> int:
+    with app.app_context():
+        column = ShareLink.download_started_count
+        return db.session.execute(db.select(column).where(ShareLink.token == token)).scalar_one()
+
+
 UNICODE_NAME = "Été à Zürich – 東京.jpg"
 
 
@@ -258,10 +264,11 @@ def test_only_a_download_that_delivers_the_last_byte_counts(app, client, shared)
     get(client, url, headers={"Range": "bytes=0-99"})
     get(client, url, headers={"If-None-Match": get(client, url, headers={"Range": "bytes=0-0"}).headers["ETag"]})
     assert download_count(app, token) == 0
+    assert started_count(app, token) == 2  # the two GETs from byte 0; not the HEAD, not the 304
     get(client, url)
-    assert download_count(app, token) == 1
-    get(client, url, headers={"Range": "bytes=100-"})  # the rest of a resumed download
-    assert download_count(app, token) == 2
+    assert (started_count(app, token), download_count(app, token)) == (3, 1)
+    get(client, url, headers={"Range": "bytes=100-"})  # the rest of a resumed download: ends one, starts none
+    assert (started_count(app, token), download_count(app, token)) == (3, 2)
 
 
 def test_download_that_stops_early_does_not_count(app, client, shared):
@@ -276,7 +283,7 @@ def test_download_that_stops_early_does_not_count(app, client, shared):
     while received < len(data):
         received += len(next(chunks))
     response.close()
-    assert download_count(app, token) == 0
+    assert download_count(app, token) == 0 and started_count(app, token) == 2
 
 
 # ---- serve_file on its own ---------------------------------------------------------------------------------

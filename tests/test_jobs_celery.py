@@ -33,6 +33,7 @@ from tests.jobs_support import (
     http,
     job_count,
     job_row,
+    leave_dead_archive,
     poll_status,
     sha256,
     wait_until,
@@ -257,3 +258,18 @@ def test_beat_schedule_sweeps_outdated_zips_and_leftover_partials_through_the_wo
     outdated.write_bytes(b"old")
     leftover.write_bytes(b"half")
     wait_until(lambda: not outdated.exists() and not leftover.exists(), timeout=15, what="the scheduled sweep")
+
+
+def test_web_process_on_celery_removes_its_own_dead_download_all_leftovers(stack, tmp_path):
+    """Beat may sweep on another machine: each web process clears its own TEMP_DIR (not beat's here)."""
+    instance = tmp_path / "web"
+    instance.mkdir()
+    app = create_app(base_config(instance) | {"REDIS_URL": stack.redis.url, "JOB_SWEEP_SECONDS": 1})
+    runner = app.extensions["photoshare.jobs"]
+    assert runner.mode == "celery"
+    files = leave_dead_archive(app.config)  # after create_app: only the periodic pass can find them
+    try:
+        app.test_client().get("/login")  # any request starts this process's sweeper
+        wait_until(lambda: not any(path.exists() for path in files), timeout=10, what="the web process's sweep")
+    finally:
+        runner.stop()

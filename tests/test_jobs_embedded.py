@@ -28,6 +28,7 @@ from tests.jobs_support import (
     http,
     job_count,
     job_row,
+    leave_dead_archive,
     poll_status,
     sha256,
     wait_until,
@@ -500,6 +501,13 @@ def test_embedded_sweeper_thread_removes_expired_zips_on_its_own(app, client, ma
     app.config["JOB_SWEEP_SECONDS"] = 1  # the pool's periodic task, every second
     runner.ensure_started()
     wait_until(lambda: not archive.exists(), timeout=10, what="the periodic sweep")
+
+
+def test_embedded_sweeper_starts_with_any_request_and_removes_dead_download_all_leftovers(app, client):
+    app.config["JOB_SWEEP_SECONDS"] = 1
+    client.get("/login")  # no "Download all", no prepare: any request starts this process's sweeper
+    files = leave_dead_archive(app.config)
+    wait_until(lambda: not any(path.exists() for path in files), timeout=10, what="the periodic sweep")
 
 
 def test_synchronous_download_all_serves_the_prepared_zip_without_building(app, client, make_album, make_share):

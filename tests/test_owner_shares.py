@@ -136,10 +136,11 @@ def test_link_counters_are_listed(app, owner_client, album_id, make_share):
     token = make_share(album_id)
     with app.app_context():
         link = find_share(token)
-        link.view_count, link.download_count = 7, 3
+        link.view_count, link.download_started_count, link.download_count = 7, 5, 3
         db.session.commit()
     html = owner_client.get(f"/albums/{album_id}/shares").get_data(as_text=True)
-    assert "<dt>Views</dt><dd>7</dd>" in html and "<dt>Downloads</dt><dd>3</dd>" in html
+    assert "<dt>Views</dt><dd>7</dd>" in html
+    assert "<dt>Downloads started</dt><dd>5</dd>" in html and "<dt>Downloads finished</dt><dd>3</dd>" in html
 
 
 def test_share_forms_need_csrf(app, owner_client, album_id, make_share):

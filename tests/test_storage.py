@@ -262,7 +262,7 @@ def test_gunicorn_entry_point_prints_one_line_and_no_traceback(instance):
            "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", **S3_TEST_KEYS}
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=60)
-    assert result.returncode == 2
+    assert result.returncode == 3  # gunicorn's WORKER_BOOT_ERROR: the arbiter halts
     assert result.stderr.startswith("photoshare: configuration error: S3 bucket 'photos' at")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 

@@ -1,8 +1,8 @@
 """Background preparation of "Download all" archives: the job, where it runs, the ZIP cache, signed links.
 
-`init_jobs(app)` picks the runner (Celery when REDIS_URL or CELERY_BROKER_URL is set, else the embedded
-pool), keeps the ZIP cache true to album changes, registers `flask cleanup`, and turns an unreachable
-broker into a 503 a visitor can read.
+`init_jobs(app)` removes temp archives a killed worker left, picks the runner (Celery when REDIS_URL or
+CELERY_BROKER_URL is set, else the embedded pool), keeps the ZIP cache true to album changes, registers
+`flask cleanup`, and turns an unreachable broker into a 503 a visitor can read.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .service import (
     serve_archive,
     status,
 )
-from .sweep import cleanup_command, sweep
+from .sweep import cleanup_command, remove_temp_leftovers, sweep
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ __all__ = [
 
 
 def init_jobs(app: Flask) -> None:
-    """Attach the job runner and the cache's listeners to `app`; starts no thread (that happens on first use)."""
+    """Attach the job runner and the cache's listeners to `app`; starts no thread (the first request does)."""
     if app.config["BROKER_URL"]:
         from .celery_tasks import make_celery
 
@@ -65,8 +65,21 @@ def init_jobs(app: Flask) -> None:
         app.extensions[EXTENSION] = EmbeddedRunner(app)
     albums.album_changed.connect(_on_album_changed)  # module-level receiver: connecting again is a no-op
     app.cli.add_command(cleanup_command)
+    _remove_leftovers_at_start(app)
+    # The sweeper threads start with this process's first request, not with its first "Download all": a
+    # fork after create_app (gunicorn) must start its own, and an app that never serves needs none.
+    app.before_request(app.extensions[EXTENSION].ensure_started)
     for exc_class in _broker_errors():
         app.register_error_handler(exc_class, _broker_unavailable)
+
+
+def _remove_leftovers_at_start(app: Flask) -> None:
+    """Temp archives of a worker killed mid-download go when the app (re)starts, not when the same album
+    version is next downloaded. Safe while other workers serve or build (they hold the archive's lock)."""
+    try:
+        remove_temp_leftovers(app.config)
+    except OSError as exc:  # never a reason not to start: the periodic sweep tries again
+        log.warning("could not remove leftover download-all temp files: %s", exc)
 
 
 def _on_album_changed(sender: Any, album_id: int, old_version: str, **_extra: Any) -> None:

@@ -17,12 +17,13 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
 EXTENSION = "photoshare.jobs"
+SweepTask = Literal["sweep", "temp"]  # everything (embedded) | this machine's temp leftovers only (Celery web)
 
 
 class BuildLock(Protocol):
@@ -120,8 +121,8 @@ class RedisBuildLock:
 
 
 class EmbeddedRunner:
-    """A thread pool per process, started on first use (so a fork after `create_app` gets its own), plus a
-    sweeper thread that marks stuck jobs, takes over orphaned queued jobs and sweeps the ZIP cache."""
+    """A thread pool per process, started on its first request (so a fork after `create_app` gets its own),
+    plus a sweeper thread that marks stuck jobs, takes over orphaned queued jobs and sweeps the ZIP cache."""
 
     mode = "embedded"
 
@@ -140,11 +141,7 @@ class EmbeddedRunner:
                 return
             workers = max(1, int(self.app.config["JOB_WORKERS"]))
             self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photoshare-job")
-            self._stop = threading.Event()
-            stop, interval = self._stop, max(1.0, float(self.app.config["JOB_SWEEP_SECONDS"]))
-            # The thread holds the runner weakly: an app that is gone (tests make many) ends its sweeper.
-            args = (weakref.ref(self), stop, interval)
-            threading.Thread(target=_sweep_loop, args=args, name="photoshare-sweeper", daemon=True).start()
+            self._stop = _start_sweeper(self, "sweep")
             self._pid = os.getpid()
 
     def _submit(self, fn: Callable[[str], None], job_id: str) -> None:
@@ -180,8 +177,18 @@ class EmbeddedRunner:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _sweep_loop(runner_ref: weakref.ref[EmbeddedRunner], stop: threading.Event, interval: float) -> None:
-    from .sweep import sweep
+def _start_sweeper(runner: EmbeddedRunner | CeleryRunner, task: SweepTask) -> threading.Event:
+    """A daemon thread of this process running `task` ("sweep": everything; "temp": this machine's leftover
+    "Download all" temp archives only) every JOB_SWEEP_SECONDS; setting the returned event stops it."""
+    stop, interval = threading.Event(), max(1.0, float(runner.app.config["JOB_SWEEP_SECONDS"]))
+    # The thread holds the runner weakly: an app that is gone (tests make many) ends its sweeper.
+    args = (weakref.ref(runner), stop, interval, task)
+    threading.Thread(target=_sweep_loop, args=args, name="photoshare-sweeper", daemon=True).start()
+    return stop
+
+
+def _sweep_loop(runner_ref: weakref.ref[Any], stop: threading.Event, interval: float, task: SweepTask) -> None:
+    from .sweep import remove_temp_leftovers, sweep
 
     while not stop.wait(interval):
         runner = runner_ref()
@@ -189,14 +196,20 @@ def _sweep_loop(runner_ref: weakref.ref[EmbeddedRunner], stop: threading.Event, 
             return
         with runner.app.app_context():
             try:
-                sweep(revive=True)
+                if task == "sweep":
+                    sweep(revive=True)
+                else:
+                    remove_temp_leftovers(runner.app.config)
             except Exception:
                 log.exception("the periodic sweep failed; trying again in %.0f s", interval)
         del runner
 
 
 class CeleryRunner:
-    """Jobs go to Celery through the broker; a broker that is down raises (the API answers 503)."""
+    """Jobs go to Celery through the broker; a broker that is down raises (the API answers 503).
+
+    Celery beat sweeps jobs and the ZIP cache; each web process still removes the "Download all" temp
+    archives of its own machine that a killed worker left, since beat may run on another machine."""
 
     mode = "celery"
 
@@ -204,9 +217,17 @@ class CeleryRunner:
         self.app, self.celery = app, celery
         self._redis: Any = None
         self._redis_pid: int | None = None
+        self._guard = threading.Lock()
+        self._pid: int | None = None
+        self._stop = threading.Event()
 
     def ensure_started(self) -> None:
-        pass  # the workers are their own processes
+        if self._pid == os.getpid():
+            return
+        with self._guard:
+            if self._pid != os.getpid():
+                self._stop = _start_sweeper(self, "temp")
+                self._pid = os.getpid()
 
     def dispatch_build(self, job_id: str) -> None:
         self.celery.send_task("photoshare.build_archive", args=[job_id], ignore_result=True)
@@ -232,4 +253,5 @@ class CeleryRunner:
         return RedisBuildLock(self.redis(), album_id, version, ttl=float(self.app.config["JOB_STALE_SECONDS"]))
 
     def stop(self) -> None:
-        pass
+        self._stop.set()
+        self._pid = None

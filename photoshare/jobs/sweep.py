@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import current_app
@@ -76,12 +78,22 @@ def sweep(*, revive: bool = True, now: float | None = None) -> SweepReport:
     _sweep_archives(report)
     if bucket.in_bucket():
         _sweep_bucket(report, now)
-    report.temp_files = remove_stale(current_app.config["TEMP_DIR"], current_app.config["LOCK_DIR"])
+    report.temp_files = remove_temp_leftovers(current_app.config)
     _forget_old_jobs()
     _remove_idle_lock_files()
     if report.stuck or report.expired or report.outdated or report.evicted or report.partials or report.temp_files:
         log.info("sweep: %s", report.summary())
     return report
+
+
+def remove_temp_leftovers(config: Mapping[str, Any]) -> int:
+    """Remove the "Download all" temp archives and lock files a killed process left in TEMP_DIR and LOCK_DIR;
+    never one a live response holds (archive_files' locks). Cheap on an idle, empty folder: run at every app
+    start and by every process's sweeper thread, whatever the mode."""
+    removed = remove_stale(config["TEMP_DIR"], config["LOCK_DIR"])
+    if removed:
+        log.info("removed %d abandoned download-all temp file(s) from %s", removed, config["TEMP_DIR"])
+    return removed
 
 
 def _revive_waiting() -> int:

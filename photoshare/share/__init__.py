@@ -40,7 +40,8 @@ def visitor_share(token: str) -> ShareLink:
 
 
 def count_download(link: ShareLink) -> Callable[[Delivery], None]:
-    """A close callback adding one to the link's download count once the file's last byte went out.
+    """A close callback counting on the link a download started (a GET from the first byte) and one finished
+    (the client acknowledged the file's last byte; see received.py for what can still over-count).
 
     It runs when the server closes the body, after the request's app context is gone: it brings its own.
     """
@@ -48,9 +49,11 @@ def count_download(link: ShareLink) -> Callable[[Delivery], None]:
     link_id = link.id
 
     def on_close(delivery: Delivery) -> None:
-        if delivery.finished_file:
+        counters = [name for name, counts in (("download_started_count", delivery.started_file),
+                                              ("download_count", delivery.finished_file)) if counts]
+        if counters:
             with app.app_context():
-                increment(ShareLink, link_id, "download_count")
+                increment(ShareLink, link_id, *counters)
 
     return on_close
 
