@@ -32,6 +32,8 @@ from werkzeug.http import parse_etags
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
+from .logs import FILE_BODY
+
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 64 * 1024
@@ -101,6 +103,11 @@ class ResponseFile:
 
     def tell(self) -> int:
         return self._pos
+
+    @property
+    def sent(self) -> int:
+        """Bytes of the window that went out so far, by sendfile (which seeks past them) or by read()."""
+        return max(0, self._pos - self._start)
 
     def seekable(self) -> bool:
         return True
@@ -176,6 +183,7 @@ def serve_file(
         raise
     wrapper = environ.get("wsgi.file_wrapper") or FileWrapper
     response.response = wrapper(body, CHUNK_SIZE)
+    environ[FILE_BODY] = body  # for the access log's byte count
     return response
 
 
