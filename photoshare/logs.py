@@ -138,6 +138,7 @@ def init_logging(app: Flask) -> None:
         handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+        logging.captureWarnings(True)  # a warning is a record too, not several lines of its own
 
     @app.after_request
     def send_request_id(response: Response) -> Response:

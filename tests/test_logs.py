@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,6 +131,11 @@ def test_share_password_is_in_no_log_line_of_nginx_gunicorn_or_the_app(logged_st
         assert fetch(f"{base}{photo}?PASSWORD={SECRET}&password={SECRET}").status == 200
         assert fetch(f"{base}/s/{token}", headers={"Referer": f"https://elsewhere.example/s/{token}?password={SECRET}"}
                      ).status in (200, 401)
+    # A request line gunicorn refuses: its error log quotes the line.
+    with socket.create_connection(("127.0.0.1", stack.gunicorn.port), timeout=10) as raw:
+        raw.sendall(f"GET /s/{token}?password={SECRET}\r\nHost: x\r\n\r\n".encode())
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    wait_until(lambda: "Invalid request" in logs.error.read_text(), what="gunicorn's error line")
     nginx_logs = sorted(stack.nginx.root.glob("*.log"))
     for log in [logs.access, logs.error, logs.app, *nginx_logs]:
         assert SECRET not in log.read_text(), f"{log.name} holds the password:\n{log.read_text()}"
@@ -137,6 +143,7 @@ def test_share_password_is_in_no_log_line_of_nginx_gunicorn_or_the_app(logged_st
     assert f"/s/{token}?password=[redacted]" in logs.access.read_text()
     assert f"/s/{token}?view=1&p%61ssword=[redacted]" in logs.access.read_text()
     assert f"/s/{token}?[redacted]" in (stack.nginx.root / "access.log").read_text()
+    assert f"/s/{token}?password=[redacted]" in logs.error.read_text()
 
 
 def test_redact_hides_password_parameters_and_the_header_in_any_spelling():
