@@ -24,12 +24,14 @@ from werkzeug.wrappers import Response
 
 REDACTED = "[redacted]"
 REQUEST_ID_HEADER = "X-Request-ID"
-LOG_FORMATS = ("text", "json")
 # key=value anywhere in a line (a query string, a request line, a form dump); the key may be percent-encoded,
-# as Werkzeug decodes `p%61ssword=` to `password` before the app reads it.
-_PARAM = re.compile(r"(?P<key>[^\s?&;=\"'<>]+)=(?P<value>[^\s&;\"'<>]*)")
-# The header in any spelling a log line may carry: `X-Share-Password: x`, `'X-Share-Password': 'x'`, `HTTP_X_…=x`.
-_HEADER = re.compile(r"(?i)(x[-_]share[-_]password['\"]?\s*[:=]\s*['\"]?)([^\s'\",}]+)")
+# as Werkzeug decodes `p%61ssword=` to `password` before the app reads it. The value runs to the next space or
+# "&" (a password may hold `;,'()`: better to hide too much). A key starts only after a separator, so a long
+# word without "=" is scanned once, never from each of its characters.
+_PARAM = re.compile(r"(?<![^\s?&;,(\"'<>{])(?P<key>[^\s?&;,(=\"'<>{]+)=(?P<value>[^\s&]*)")
+# The header in any spelling a log line may carry: `X-Share-Password: x y`, `'X-Share-Password': 'x y'`,
+# `HTTP_X_SHARE_PASSWORD=x`. A quoted value ends at its quote, a bare one at the end of the line or a comma.
+_HEADER = re.compile(r"(?i)(x[-_]share[-_]password['\"]?\s*[:=]\s*)(?:(['\"])[^'\"]*['\"]|[^\r\n,}]+)")
 # What an incoming X-Request-ID may be: nginx's $request_id is 32 hex digits; nothing that could forge a line.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -49,7 +51,11 @@ def redact(text: str) -> str:
             return match.group(0)
         return f"{match.group('key')}={REDACTED}"
 
-    return _HEADER.sub(lambda match: match.group(1) + REDACTED, _PARAM.sub(param, text))
+    def header(match: re.Match[str]) -> str:
+        quote = match.group(2) or ""
+        return f"{match.group(1)}{quote}{REDACTED}{quote}"
+
+    return _HEADER.sub(header, _PARAM.sub(param, text))
 
 
 def one_line(text: str) -> str:

@@ -149,13 +149,14 @@ def test_share_password_is_in_no_log_line_of_nginx_gunicorn_or_the_app(logged_st
 def test_redact_hides_password_parameters_and_the_header_in_any_spelling():
     assert redact("GET /s/abc?password=hunter2 HTTP/1.1") == "GET /s/abc?password=[redacted] HTTP/1.1"
     assert redact("/s/a?x=1&Pass%77ord=hunter2&y=2") == "/s/a?x=1&Pass%77ord=[redacted]&y=2"
-    assert redact("form: new_password=hunter2; SMTP_PASSWORD=hunter2") == (
-        "form: new_password=[redacted]; SMTP_PASSWORD=[redacted]")
-    assert redact("{'X-Share-Password': 'hunter2', 'Accept': '*/*'}") == (
+    assert redact("/s/a?password=it's;(a),b&y=2") == "/s/a?password=[redacted]&y=2"  # legal in a query string
+    assert redact("form: new_password=hunter2 SMTP_PASSWORD=hunter2") == (
+        "form: new_password=[redacted] SMTP_PASSWORD=[redacted]")
+    assert redact("{'X-Share-Password': 'hunter 2', 'Accept': '*/*'}") == (
         "{'X-Share-Password': '[redacted]', 'Accept': '*/*'}")
-    assert redact("HTTP_X_SHARE_PASSWORD=hunter2 x-share-password: hunter2") == (
-        "HTTP_X_SHARE_PASSWORD=[redacted] x-share-password: [redacted]")
-    assert redact("GET /s/abc?view=1 200 1234") == "GET /s/abc?view=1 200 1234"
+    assert redact("HTTP_X_SHARE_PASSWORD=hunter2\nx-share-password: hunter 2, more") == (
+        "HTTP_X_SHARE_PASSWORD=[redacted]\nx-share-password: [redacted], more")
+    assert redact("GET /s/abc?view=1 200 1234 (ratio=1.5)") == "GET /s/abc?view=1 200 1234 (ratio=1.5)"
 
 
 def test_app_formatters_redact_messages_and_tracebacks():
