@@ -115,23 +115,6 @@ def formatter(log_format: str, fmt: str = _TEXT_FORMAT, datefmt: str | None = No
     return JsonFormatter() if log_format == "json" else LineFormatter(fmt, datefmt)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (a test runner may swap it), never to a stale stream."""
-
-    _photoshare = True
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
-
-
 def init_logging(app: Flask) -> None:
     """Our handler on the root logger (stderr: gunicorn's error log, the journal), unless something else
     (gunicorn's --log-config, a test runner) configured logging first; and X-Request-ID on every response."""
@@ -140,7 +123,10 @@ def init_logging(app: Flask) -> None:
     if len(ours) == len(root.handlers):
         for handler in ours:
             root.removeHandler(handler)
-        handler = _StderrHandler()
+        # The process's own stderr: sys.stderr may be swapped (a test runner) or become a logger itself (Celery
+        # redirects it into logging, where writing to it again would loop and be dropped).
+        handler = logging.StreamHandler(sys.__stderr__ or sys.stderr)
+        handler._photoshare = True  # type: ignore[attr-defined]
         handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
         root.addHandler(handler)
         root.setLevel(logging.INFO)

@@ -279,3 +279,19 @@ def test_json_log_format_writes_one_object_per_line_everywhere(app, instance, tm
     assert access[failed.header("X-Request-ID")]["status"] == 500
     assert access[ok.header("X-Request-ID")]["request"] == f"GET /s/{token}?password=[redacted] HTTP/1.1"
     assert any("Booting worker" in r["message"] for r in records[logs.error.name])
+
+
+def test_celery_worker_logs_through_the_apps_handler(app, instance: Path):
+    """Celery keeps its hands off the root logger: the worker's records are the app's JSON lines too."""
+    from tests.jobs_support import CeleryWorker, RedisServer
+
+    redis = RedisServer(instance / "redis")
+    try:
+        worker = CeleryWorker(instance, {"REDIS_URL": redis.url, "SECRET_KEY": "test-secret-key", "LOG_FORMAT": "json",
+                                         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"]}, concurrency=1)
+        worker.stop()
+    finally:
+        redis.stop()
+    records = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
+    ready = [r for r in records if r["message"].endswith(" ready.")]
+    assert ready and ready[0]["logger"].startswith("celery") and ready[0]["request_id"] == "-"
