@@ -17,7 +17,7 @@ from typing import Any
 
 from gunicorn import glogging
 
-from .logs import FILE_BODY, REDACTED, REQUEST_ID_HEADER, JsonFormatter, LineFormatter, json_line, one_line, redact
+from .logs import FILE_BODY, REDACTED, REQUEST_ID_HEADER, formatter, json_line, one_line, redact
 
 
 class Logger(glogging.Logger):
@@ -26,7 +26,7 @@ class Logger(glogging.Logger):
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         self.json = (os.environ.get("LOG_FORMAT") or "text").strip().lower() == "json"
-        error_format = JsonFormatter() if self.json else LineFormatter(self.error_fmt, self.datefmt)
+        error_format = formatter("json" if self.json else "text", self.error_fmt, self.datefmt)
         for handler in self.error_log.handlers:
             handler.setFormatter(error_format)
         for handler in self.access_log.handlers:
