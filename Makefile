@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
-# Debian packages the tests drive for real: HTTP clients, unzip, Redis, nginx, Chromium, PostgreSQL.
-TEST_DEBS := curl wget zip unzip redis-server nginx-light openssl aria2 chromium postgresql
+# Debian packages the tests drive for real: HTTP clients, unzip, Redis, nginx, Chromium, PostgreSQL, and
+# systemd (systemd-analyze checks the unit files). No test skips for want of one: `make test` installs them all.
+TEST_DEBS := curl wget zip unzip redis-server nginx-light openssl aria2 chromium postgresql systemd
 
-.PHONY: run test bench load-test deps system-deps clean
+.PHONY: run test bench load-test deps dev-deps system-deps clean
 
+# The app's own packages only (`make run`); test and lint tools come on top with dev-deps (`make test`).
 $(BIN)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Photoshare needs Python 3.11 or newer"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
 deps: $(BIN)/.installed
+
+dev-deps: $(BIN)/.installed-dev
 
 run: deps
 	$(BIN)/flask --app wsgi init-db
@@ -35,17 +44,17 @@ PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares
 	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_downloads_http.py \
 	tests/test_jobs_embedded.py tests/test_names.py
 
-test: system-deps deps
+test: system-deps dev-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
 	PHOTOSHARE_TEST_POSTGRES=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 $(PG_TESTS)
 
-bench: deps
+bench: dev-deps
 	$(BIN)/python bench/bench_downloads.py
 	$(BIN)/python bench/bench_prepare.py
 
 # 50 clients through nginx + gunicorn (deploy/) for 20 s, against nginx serving the same bytes (needs root and wrk).
-load-test: system-deps deps
+load-test: system-deps dev-deps
 	@dpkg -s wrk >/dev/null 2>&1 || apt-get install -y -qq wrk >/dev/null
 	$(BIN)/python bench/load_test.py --postgres
 

@@ -50,8 +50,15 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
-# %(h)s is nginx; X-Real-IP is the visitor nginx saw. %(M)s: milliseconds the app spent on the request.
-access_log_format = '%({x-real-ip}i)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s"'
+# %(h)s is nginx; X-Real-IP is the visitor nginx saw. %(B)s: bytes of the body, also when sent with sendfile.
+# %(M)s: milliseconds the app spent on the request. Last, the request id the app's own lines carry.
+access_log_format = '%({x-real-ip}i)s %(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s" %({x-request-id}o)s'
+# Redacts ?password= and X-Share-Password from every line, counts sendfile's bytes, one line per record, and
+# JSON lines with LOG_FORMAT=json (photoshare/gunicorn_logger.py).
+logger_class = "photoshare.gunicorn_logger.Logger"
+# No control socket for `gunicornc`: gunicorn would otherwise create ~/.gunicorn/gunicorn.ctl in the home of
+# whoever runs it. Reload and stop go through systemd's signals (photoshare.service).
+control_socket_disable = True
 # Which proxy to believe is the app's decision alone (PROXY_FIX_HOPS: werkzeug's ProxyFix sets the client
 # address, scheme and host from nginx's X-Forwarded-* headers). gunicorn itself takes no scheme from headers,
 # on a TCP or a unix socket alike.

@@ -51,7 +51,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def values_from_env(env: Mapping[str, str], *, server_name: str, tls_cert: str | None = None,
-                    tls_key: str | None = None, http_listen: str = "80", https_listen: str = "443") -> dict[str, str]:
+                    tls_key: str | None = None, http_listen: str = "80", https_listen: str = "443",
+                    access_log: str = "/var/log/nginx/access.log") -> dict[str, str]:
     """Placeholder values from the app's settings, with the app's own defaults where a setting is unset."""
     sys.path.insert(0, str(ROOT))
     from photoshare.config import SETTINGS
@@ -67,6 +68,7 @@ def values_from_env(env: Mapping[str, str], *, server_name: str, tls_cert: str |
         "PHOTOSHARE_HTTPS_LISTEN": https_listen,
         "PHOTOSHARE_TLS_CERT": tls_cert or f"/etc/letsencrypt/live/{server_name}/fullchain.pem",
         "PHOTOSHARE_TLS_KEY": tls_key or f"/etc/letsencrypt/live/{server_name}/privkey.pem",
+        "PHOTOSHARE_ACCESS_LOG": access_log,  # in the site's own format (no passwords)
         "PHOTOSHARE_UPSTREAM": bind,  # gunicorn's "unix:/path" is nginx's spelling too
         "PHOTOSHARE_MAX_UPLOAD_MB": setting("MAX_UPLOAD_MB"),
         "PHOTOSHARE_STATIC_DIR": str(ROOT / "photoshare" / "static"),
@@ -83,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-key", help="default: Let's Encrypt's privkey.pem for the server name")
     parser.add_argument("--http-listen", default="80")
     parser.add_argument("--https-listen", default="443")
+    parser.add_argument("--access-log", default="/var/log/nginx/access.log", help="the site's access log file")
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if args.env_file:
         env.update(read_env_file(args.env_file))
     values = values_from_env(env, server_name=args.server_name, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                             http_listen=args.http_listen, https_listen=args.https_listen)
+                             http_listen=args.http_listen, https_listen=args.https_listen, access_log=args.access_log)
     try:
         sys.stdout.write(render(values))
     except KeyError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
 from .extensions import csrf, db, limiter, migrate
+from .logs import init_logging
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -23,7 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     instance_path = os.path.abspath(instance_path) if instance_path else None
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     load_config(app, config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    init_logging(app)  # one line per record, with the request id, never a password
 
     if app.config["PROXY_FIX_HOPS"]:
         hops = app.config["PROXY_FIX_HOPS"]

@@ -23,6 +23,12 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _log_format(value: str) -> str:
+    if value.strip().lower() not in {"text", "json"}:
+        raise ValueError("text or json")
+    return value.strip().lower()
+
+
 # name -> (default, parser). A default of None means "derived from the instance folder" or "off".
 SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "PHOTOSHARE_ENV": ("development", str),  # "production" makes SECRET_KEY mandatory
@@ -66,6 +72,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "CDN_SIGNING_KEY_FILE": (None, str),  # the matching RSA private key, PEM
     "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
     "PROXY_FIX_HOPS": (0, int),
+    "LOG_FORMAT": ("text", _log_format),  # "json": one JSON object per log line, for log collectors
     "SMTP_HOST": (None, str),
     "SMTP_PORT": (25, int),
     "SMTP_USER": (None, str),

@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
 
 from . import received
+from .logs import FILE_BODY
 from .names import photo_name
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,11 @@ class ResponseFile:
     def tell(self) -> int:
         return self._pos
 
+    @property
+    def sent(self) -> int:
+        """Bytes of the window that went out so far, by sendfile (which seeks past them) or by read()."""
+        return max(0, self._pos - self._start)
+
     def seekable(self) -> bool:
         return True
 
@@ -197,6 +203,7 @@ def serve_file(
         raise
     wrapper = environ.get("wsgi.file_wrapper") or FileWrapper
     response.response = wrapper(body, CHUNK_SIZE)
+    environ[FILE_BODY] = body  # for the access log's byte count
     return response
 
 

@@ -71,7 +71,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 65;
-    access_log {root}/access.log;
+    access_log {root}/stock-access.log;
     client_body_temp_path {root}/tmp/body;
     proxy_temp_path {root}/tmp/proxy;
     fastcgi_temp_path {root}/tmp/fastcgi;
@@ -97,6 +97,7 @@ class NginxServer:
             "PHOTOSHARE_SERVER_NAME": "127.0.0.1 localhost",
             "PHOTOSHARE_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
             "PHOTOSHARE_HTTPS_LISTEN": f"127.0.0.1:{self.https_port}",
+            "PHOTOSHARE_ACCESS_LOG": str(root / "access.log"),
             "PHOTOSHARE_TLS_CERT": str(cert),
             "PHOTOSHARE_TLS_KEY": str(key),
             "PHOTOSHARE_UPSTREAM": upstream,

@@ -93,7 +93,6 @@ def test_gunicorn_accepts_the_deploy_configuration():
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
 def test_systemd_units_are_valid(tmp_path: Path):
     units = sorted(DEPLOY.glob("*.service"))
     assert [u.name for u in units] == ["photoshare-beat.service", "photoshare-worker.service", "photoshare.service"]
@@ -106,3 +105,67 @@ def test_systemd_units_are_valid(tmp_path: Path):
     done = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(tmp_path.glob("*.service")))],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+
+
+# ---- a lean install -------------------------------------------------------------------------------------------------
+
+TEST_TOOLS = {"pytest", "pytest-timeout", "hypothesis", "ruff", "import-linter", "moto", "requests", "aiosmtpd",
+              "playwright"}
+
+
+def requirement_names(path: Path) -> list[str]:
+    """Distribution names of `name==version` lines (extras dropped, lowercase)."""
+    names = []
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?==", line.strip())
+        if match:
+            names.append(match.group(1).lower().replace("_", "-"))
+    return names
+
+
+def imported_distributions() -> set[str]:
+    """Every installed distribution the app's code (photoshare/, wsgi.py, deploy/, migrations/) imports itself."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    modules: set[str] = set()
+    files = [*ROOT.joinpath("photoshare").rglob("*.py"), ROOT / "wsgi.py", *DEPLOY.glob("*.py"),
+             *ROOT.joinpath("migrations").rglob("*.py")]
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    distributions = packages_distributions()
+    return {name.lower() for module in modules - set(sys.stdlib_module_names) - {"photoshare"}
+            for name in distributions[module]}
+
+
+def test_requirements_pin_what_the_app_imports_and_no_test_tool():
+    runtime = requirement_names(ROOT / "requirements.txt")
+    missing = imported_distributions() - set(runtime)
+    assert not missing, f"the app imports these; pin them in requirements.txt: {sorted(missing)}"
+    assert not TEST_TOOLS & set(runtime), "test and lint tools belong in requirements-dev.txt"
+    dev = ROOT.joinpath("requirements-dev.txt").read_text().splitlines()
+    assert "-r requirements.txt" in dev
+    assert TEST_TOOLS <= set(requirement_names(ROOT / "requirements-dev.txt"))
+    for line in [*ROOT.joinpath("requirements.txt").read_text().splitlines(), *dev]:
+        assert not line.strip() or line.startswith(("#", "-r ")) or "==" in line, f"not pinned: {line}"
+
+
+def test_make_run_installs_the_apps_requirements_only_and_make_test_adds_the_dev_ones(tmp_path: Path):
+    """What make would run on a fresh clone (`make -n`: printed, not run)."""
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+        shutil.copy(ROOT / name, tmp_path / name)
+
+    def planned(target: str) -> str:
+        done = subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run = planned("run")
+    assert "pip install --quiet -r requirements.txt" in run and "requirements-dev" not in run
+    test = planned("test")
+    assert "pip install --quiet -r requirements.txt" in test and "pip install --quiet -r requirements-dev.txt" in test
+    assert re.search(r"^TEST_DEBS := .*\bsystemd\b", (ROOT / "Makefile").read_text(), re.M)  # systemd-analyze

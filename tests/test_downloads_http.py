@@ -11,7 +11,6 @@ import http.client
 import io
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,9 +32,6 @@ from photoshare.auth import create_user
 from photoshare.extensions import db
 from photoshare.models import Album, ShareLink, User
 from tests.conftest import LiveServer, base_config
-
-pytestmark = pytest.mark.skipif(not all(shutil.which(tool) for tool in ("curl", "wget", "unzip")),
-                                reason="needs curl, wget and unzip (make test installs them)")
 
 
 @dataclass
@@ -341,7 +337,6 @@ def test_eight_parallel_ranges_get_a_correct_archive_from_a_single_build(site):
     assert _eventually(lambda: site.downloads(token) == 1)  # only the range that ends the file counts
 
 
-@pytest.mark.skipif(shutil.which("aria2c") is None, reason="aria2c not installed (make test installs it)")
 def test_aria2c_split_download_with_the_default_limit_is_never_refused_and_builds_once(site, tmp_path):
     album_id, token = site.album(photos=8, side=1000)
     default_server = LiveServer(site.instance, database_url=site.app.config["SQLALCHEMY_DATABASE_URI"])

@@ -32,9 +32,6 @@ from tests.conftest import base_config, make_jpeg
 from tests.jobs_support import RedisServer, wait_until
 from tests.nginx_support import Reply, Stack, fetch, make_certificate, start_stack, world_readable_tempdir
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("curl", "wget", "unzip", "openssl", "redis-server")),
-                                reason="needs curl, wget, unzip, openssl and redis-server (make test installs them)")
-
 PASSWORD = "open sesame"
 NGINX_ETAG = re.compile(r'^"[0-9a-f]+-[0-9a-f]+"$')
 MODES = {

@@ -39,6 +39,7 @@ def make_celery(app: Flask) -> Any:
         broker_transport_options={"visibility_timeout": 3600, "socket_connect_timeout": 3},
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         worker_prefetch_multiplier=1,  # builds are long: a free worker should take the next one, not hoard
+        worker_hijack_root_logger=False,  # the app's one-line (or JSON) handler stays (photoshare/logs.py)
         task_default_queue="photoshare",
         beat_schedule={
             "photoshare-sweep": {"task": "photoshare.sweep", "schedule": float(app.config["JOB_SWEEP_SECONDS"])}
