@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
+from .converters import IdConverter
 from .extensions import csrf, db, limiter, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -38,8 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .storage import init_storage
 
     init_storage(app)
+    # Before any blueprint adds its rules: every `<int:…>` is a database id within 64 bits (converters.py).
+    app.url_map.converters["int"] = IdConverter
 
-    from . import auth, cli, errors, health, jobs
+    from . import auth, cli, errors, headers, health, jobs
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
@@ -50,6 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API takes no cookies-only writes: shares are opened by token and password
     errors.register_error_handlers(app)
+    headers.init_app(app)  # CSP, frame, sniffing, referrer and HSTS headers on every response
     cli.register(app)
     jobs.init_jobs(app)  # background ZIP preparation, the ZIP cache, `flask cleanup`
 

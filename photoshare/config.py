@@ -57,6 +57,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "CDN_BASE_URL": (None, str),  # e.g. https://cdn.example.com, in front of the bucket
     "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
     "PROXY_FIX_HOPS": (0, int),
+    "HSTS_MAX_AGE": (31536000, int),  # Strict-Transport-Security seconds over HTTPS (headers.py); 0 sends none
     "SMTP_HOST": (None, str),
     "SMTP_PORT": (25, int),
     "SMTP_USER": (None, str),
