@@ -100,7 +100,7 @@ def visit_owner_pages(page, site, viewport: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_context, viewport):
+def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_context, csp_watch, viewport):
     context = new_context(viewport)
     requested: list[str] = []
     context.on("request", lambda request: requested.append(request.url))
@@ -111,3 +111,5 @@ def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_conte
     # Scripts, styles, fonts and images all come from the app itself: it works on a closed network.
     elsewhere = [url for url in requested if not url.startswith((site.url + "/", "data:", "blob:"))]
     assert not elsewhere and len(requested) > 20, elsewhere
+    # Every page above came with the Content-Security-Policy (new_context fails on a violation of it).
+    assert len(csp_watch.pages_checked) >= 15 and not csp_watch.problems, csp_watch.problems
