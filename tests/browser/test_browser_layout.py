@@ -14,7 +14,7 @@ from tests.browser.conftest import SHARE_PASSWORD, log_in, screenshot
 def settle(page) -> None:
     """Wait until the page's images (thumbnails included) have arrived, so checks and pictures are final."""
     page.wait_for_load_state("load")
-    page.wait_for_function("Array.from(document.images).every((img) => img.complete)")
+    page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
 
 
 def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
@@ -41,11 +41,11 @@ def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
     check("gallery")
     page.locator(".tile-link").first.click()
     expect(page.locator("dialog[open]")).to_be_visible()
-    page.wait_for_function("document.querySelector('[data-viewer-image]').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('[data-viewer-image]').naturalWidth > 0")
     check("viewer")
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
-    page.wait_for_function("location.hash === ''")  # the viewer's history entry is gone (history.back())
+    page.wait_for_function("() => location.hash === ''")  # the viewer's history entry is gone (history.back())
 
     for name, token, status in (
         ("expired", site.expired_token, 410),

@@ -32,3 +32,18 @@ def test_another_site_cannot_frame_the_album_delete_page(site, new_context):
     # or even the log-in page a frame without the owner's cookie would get).
     assert frame.locator(".site-header, form").count() == 0, frame.content()[:500]
     assert frame.url != target
+
+
+def test_gallery_tiles_keep_their_photos_shapes_without_inline_styles(site, new_context):
+    """The shapes come from classes in tile-ratios.css now that `style="--r: …"` is refused."""
+    page = new_context("desktop").new_page()
+    page.goto(site.share(site.open_token))
+    page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
+    tiles = page.evaluate("""() => Array.from(document.querySelectorAll('.tile')).map((tile) => {
+      const box = tile.querySelector('img').getBoundingClientRect();
+      return [getComputedStyle(tile).getPropertyValue('--r').trim(), box.width / box.height];
+    })""")
+    # album_photos(): 160x120, 120x160, 140x140, 200x100, 150x100
+    assert [ratio for ratio, _ in tiles] == ["1.33", "0.75", "1", "2", "1.5"]
+    for ratio, shown in tiles:
+        assert abs(shown - float(ratio)) < 0.02, tiles
