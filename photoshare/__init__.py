@@ -39,7 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .storage import init_storage
 
     init_storage(app)
-    # Before any blueprint adds its rules: every `<int:…>` is a database id within 64 bits (converters.py).
+    # Before any blueprint adds its rules: every `<int:…>` is an id the database can hold (converters.py).
     app.url_map.converters["int"] = IdConverter
 
     from . import auth, cli, errors, headers, health, jobs
