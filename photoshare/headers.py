@@ -40,10 +40,10 @@ _POLICY = {
 }
 
 
-def content_security_policy(cdn_base_url: str | None = None) -> str:
+def content_security_policy(cdn_url: str | None = None) -> str:
     """The policy, with the CDN's origin (never a path) allowed for images when thumbnails come from there."""
     policy = dict(_POLICY)
-    origin = _origin(cdn_base_url) if cdn_base_url else None
+    origin = _origin(cdn_url) if cdn_url else None
     if origin:
         policy["img-src"] += f" {origin}"
     return "; ".join(f"{name} {value}" for name, value in policy.items())
@@ -55,6 +55,7 @@ def secure_site() -> bool:
 
 
 def add_security_headers(response: Response) -> Response:
+    """Sets the headers on any response; keeps a stricter Referrer-Policy a view chose."""
     headers = response.headers
     headers["Content-Security-Policy"] = content_security_policy(cdn_base_url())
     headers["X-Frame-Options"] = "DENY"

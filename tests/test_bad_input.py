@@ -224,3 +224,42 @@ def test_no_route_answers_a_strange_id_or_token_with_a_500(route_app, data):
         session["user_id"] = route_app.config["TEST_USER"]
     reply = client.open(path, method=method)
     assert reply.status_code < 500, (method, path, reply.status_code)
+
+
+# ---- form fields: NUL characters (PostgreSQL refuses them) and dates or counts past what datetime holds ------
+
+def owner_client(route_app):
+    client = route_app.test_client()
+    with client.session_transaction() as session:
+        session["user_id"] = route_app.config["TEST_USER"]
+    return client
+
+
+@pytest.mark.parametrize(("method", "path", "data"), [
+    ("POST", "/login", {"email": "owner\x00@example.com", "password": "whatever"}),
+    ("POST", "/albums", {"title": "Summer\x00"}),
+    ("POST", "/albums/1/rename", {"title": "\x00"}),
+    ("POST", "/albums/1/shares", {"password": "pass\x00word"}),
+    ("GET", "/s/{token}?password=%00", None),
+    ("GET", "/albums?x%00=1", None),
+])
+def test_a_nul_character_in_any_field_is_a_400(route_app, method: str, path: str, data: dict | None):
+    reply = owner_client(route_app).open(path.format(token=route_app.config["TEST_TOKEN"]), method=method, data=data)
+    assert reply.status_code == 400, reply.get_data(as_text=True)[:300]
+    assert "NUL character" in reply.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("form", [
+    {"expires_in": "9" * 30, "expires_unit": "days"},
+    {"expires_in": "9" * 30, "expires_unit": "hours"},
+    {"expires_in": "99999999", "expires_unit": "days"},
+    {"expires_on": "9999-12-31"},
+])
+def test_a_share_expiry_past_what_a_date_can_hold_is_a_400(route_app, form: dict[str, str]):
+    from photoshare import albums
+    from photoshare.models import User
+
+    with route_app.app_context():  # its own album: the route test above may have deleted any other
+        album_id = albums.create_album(db.session.get(User, route_app.config["TEST_USER"]), "Expiry").id
+    reply = owner_client(route_app).post(f"/albums/{album_id}/shares", data=form)
+    assert reply.status_code == 400 and "at most 10 years" in reply.get_data(as_text=True)
