@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
+from .converters import IdConverter
 from .extensions import csrf, db, limiter, migrate
 from .logs import init_logging
 
@@ -38,8 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .storage import init_storage
 
     init_storage(app)
+    # Before any blueprint adds its rules: every `<int:…>` is an id the database can hold (converters.py).
+    app.url_map.converters["int"] = IdConverter
 
-    from . import auth, cli, errors, health, jobs
+    from . import auth, bad_input, cli, errors, headers, health, jobs
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
@@ -50,6 +53,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API takes no cookies-only writes: shares are opened by token and password
     errors.register_error_handlers(app)
+    headers.init_app(app)  # CSP, frame, sniffing, referrer and HSTS headers on every response
+    bad_input.init_app(app)  # a NUL character in any query or form field is a 400 (PostgreSQL refuses it)
     cli.register(app)
     jobs.init_jobs(app)  # background ZIP preparation, the ZIP cache, `flask cleanup`
 

@@ -7,6 +7,7 @@ visitor supplied (a password, the access cookie).
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -47,6 +48,10 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
+# What new_token makes (URL-safe base64), within ShareLink.token's 64 characters.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def create_share_link(
     album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True
 ) -> ShareLink:
@@ -75,6 +80,8 @@ def revoke_share_link(link: ShareLink) -> None:
 
 def find_share(token: str) -> ShareLink:
     """The active share link for `token`; 404 when unknown, 410 when expired or revoked."""
+    if not _TOKEN_SHAPE.fullmatch(token):  # never sent to the database: PostgreSQL refuses NUL in text (a 500)
+        raise ShareNotFound()
     link = db.session.execute(db.select(ShareLink).where(ShareLink.token == token)).scalar_one_or_none()
     if link is None or not hmac.compare_digest(link.token, token):
         raise ShareNotFound()

@@ -73,6 +73,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "SENDFILE_BACKEND": ("", str),  # "x-accel" hands files to nginx
     "PROXY_FIX_HOPS": (0, int),
     "LOG_FORMAT": ("text", _log_format),  # "json": one JSON object per log line, for log collectors
+    "HSTS_MAX_AGE": (31536000, int),  # Strict-Transport-Security seconds over HTTPS (headers.py); 0 sends none
     "SMTP_HOST": (None, str),
     "SMTP_PORT": (25, int),
     "SMTP_USER": (None, str),

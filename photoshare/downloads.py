@@ -45,7 +45,11 @@ CHUNK_SIZE = 64 * 1024
 # A Range header Werkzeug cannot parse: it answers 416 with `Content-Range: bytes */SIZE`, but only when it
 # would have honoured the range at all (a stale If-Range turns any Range, even a broken one, into a 200).
 _UNPARSABLE_RANGE = "bytes=invalid"
-_RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
+# RFC 9110 digits are ASCII only: `\d` would also take "٣" (Arabic-Indic three), which int() reads as 3.
+_RANGE_SPEC = re.compile(r"^([0-9]*)-([0-9]*)$")
+# Positions at or past this are past the end of any file we serve; a longer number is read as this one, never
+# converted whole (Python refuses int() of more than 4,300 digits, and a 10^4000 offset means "past the end").
+_BEYOND_ANY_FILE = 1 << 63
 _FALLBACK_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\%;]')
 
 
@@ -248,7 +252,8 @@ def conditional_environ(
 def normalise_range(header: str, size: int) -> str | None:
     """One byte range in canonical form, None to ignore the header, or an unparsable value meaning 416.
 
-    `bytes=-5000` of a 1,000-byte file becomes `bytes=-1000` (the whole file as a 206).
+    `bytes=-5000` of a 1,000-byte file becomes `bytes=-1000` (the whole file as a 206), `bytes=10-99999`
+    becomes `bytes=10-999`. Never raises, whatever the header and however long its numbers.
     """
     unit, sep, spec = header.partition("=")
     if not sep or unit.strip().lower() != "bytes":
@@ -259,14 +264,27 @@ def normalise_range(header: str, size: int) -> str | None:
     match = _RANGE_SPEC.match(specs[0]) if specs else None
     if match is None:
         return _UNPARSABLE_RANGE
-    first, last = match.groups()
-    if not first:
-        if not last or int(last) == 0:
-            return _UNPARSABLE_RANGE
-        return f"bytes=-{min(int(last), size)}"
-    if last and int(last) < int(first):
+    first_digits, last_digits = match.groups()
+    if not first_digits:
+        suffix = _position(last_digits)
+        if not suffix or size <= 0:
+            return _UNPARSABLE_RANGE  # "bytes=-" or "bytes=-0", or any suffix of an empty file: unsatisfiable
+        return f"bytes=-{min(suffix, size)}"
+    first = _position(first_digits)
+    if not last_digits:
+        return f"bytes={first}-"
+    last = _position(last_digits)
+    if last < first:
         return _UNPARSABLE_RANGE
-    return f"bytes={int(first)}-{int(last) if last else ''}"
+    return f"bytes={first}-{min(last, max(first, size - 1))}"
+
+
+def _position(digits: str) -> int:
+    """A byte position from its ASCII digits, capped at _BEYOND_ANY_FILE: never converts a huge number whole."""
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(_BEYOND_ANY_FILE)):
+        return _BEYOND_ANY_FILE
+    return min(int(significant or "0"), _BEYOND_ANY_FILE)
 
 
 def content_disposition(name: str, as_attachment: bool = True) -> str:

@@ -483,3 +483,29 @@ def test_without_proxy_fix_every_visitor_is_nginx(stack_without_proxy_fix: Stack
     assert wrong_password_statuses(url, "127.0.0.2", 6)[-1] == 429
     assert wrong_password_statuses(url, "127.0.0.3", 1) == [429]
     assert "; Secure" not in access_cookie(stack, site.tokens["password"])
+
+
+def test_every_answer_through_nginx_has_one_of_each_security_header(stack: Stack, site: Site):
+    """nginx drops the app's headers when it follows X-Accel-Redirect, and sends its own files: it adds the
+    headers there, and never a second copy of a header the app already sent."""
+    token, photo_id = site.tokens["open"], site.photo_ids[0]
+    urls = {
+        "gallery page": f"/s/{token}",
+        "photo download": f"/api/share/{token}/download/{photo_id}",
+        "thumbnail": f"/s/{token}/thumb/{photo_id}",
+        "static file": "/static/css/app.css",
+        "app's 404": "/s/no-such-link-xxxxxxxxxxxxxxxxxxxx",
+        "nginx's 404": "/static/no-such-file.css",
+    }
+    problems = []
+    for kind, path in urls.items():
+        reply = fetch(stack.url + path)
+        for name in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
+                     "Strict-Transport-Security"):
+            values = reply.headers.get_all(name) or []
+            if len(values) != 1:
+                problems.append(f"{kind} ({reply.status}): {name} {values}")
+        policy = reply.header("Content-Security-Policy") or ""
+        if "frame-ancestors 'none'" not in policy or "unsafe" in policy:
+            problems.append(f"{kind}: Content-Security-Policy {policy!r}")
+    assert not problems, "\n".join(problems)

@@ -38,7 +38,7 @@ def worker_name() -> str:
 
 
 def get(job_id: str) -> DownloadJob | None:
-    if not job_id or len(job_id) > 32:
+    if not job_id or len(job_id) > 32 or "\x00" in job_id:  # PostgreSQL refuses NUL in text: a 500, not a 404
         return None
     return db.session.get(DownloadJob, job_id, populate_existing=True)
 

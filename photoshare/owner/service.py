@@ -160,11 +160,13 @@ def expiry_from_form(
             raise ValueError("The link must stay open for at least 1 hour or day.")
         if unit not in EXPIRY_UNITS:
             raise ValueError("Choose hours or days.")
-        if EXPIRY_UNITS[unit] * amount > MAX_EXPIRY:
+        if amount > MAX_EXPIRY // EXPIRY_UNITS[unit]:  # compared as counts: timedelta * 10^30 overflows (a 500)
             raise ValueError("A link can stay open for at most 10 years.")
         return now + EXPIRY_UNITS[unit] * amount
     if last_day is None:
         return None
+    if last_day > (now + MAX_EXPIRY).date():  # before any arithmetic: 9999-12-31 plus a day overflows (a 500)
+        raise ValueError("A link can stay open for at most 10 years.")
     if abs(tz_offset_minutes) > 16 * 60:
         tz_offset_minutes = 0
     expires_at = datetime.combine(last_day + timedelta(days=1), datetime.min.time()) + timedelta(

@@ -127,7 +127,7 @@ def _tile_context(link: ShareLink) -> dict[str, object]:
         "thumb_size": config["THUMBNAIL_SIZE"],
         "view_size": config["VIEW_SIZE"],
         "rendition_box": gallery.rendition_box,
-        "tile_ratio": gallery.tile_ratio,
+        "tile_ratio_class": gallery.tile_ratio_class,
         "download_url": download_photo_url,
         "thumb_src": lambda photo: delivery.thumbnail_src(link, photo),  # on the CDN when there is one
         "view_href": lambda photo: delivery.view_href(link, photo),

@@ -65,9 +65,46 @@ def screenshot_folder() -> Path:
     return SCREENSHOTS
 
 
+# Reports every Content-Security-Policy violation in any frame to Python, from the first script on a page.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => window.__cspViolation(
+  `${event.effectiveDirective} refused ${event.blockedURI || "inline"} on ${event.documentURI}`
+  + (event.sample ? ` (${event.sample})` : "")));
+"""
+
+
+class CspWatch:
+    """What a browser context saw: documents from the app without the policy, and violations of it."""
+
+    def __init__(self) -> None:
+        self.pages_checked: list[str] = []
+        self.problems: list[str] = []
+
+    def attach(self, context) -> None:
+        context.expose_binding("__cspViolation", lambda _source, text: self.problems.append(text))
+        context.add_init_script(_REPORT_CSP_VIOLATIONS)
+        context.on("response", self._check_document)
+
+    def _check_document(self, response) -> None:
+        if response.request.resource_type != "document" or not response.url.startswith("http://127.0.0.1:"):
+            return
+        self.pages_checked.append(response.url)
+        policy = response.headers.get("content-security-policy") or ""
+        if "default-src 'none'" not in policy or "frame-ancestors 'none'" not in policy:
+            self.problems.append(f"{response.status} {response.url}: Content-Security-Policy {policy!r}")
+
+
 @pytest.fixture
-def new_context(browser) -> Iterator[Callable[..., Any]]:
-    """new_context(viewport="phone"|"desktop", **options): a fresh browser context, closed after the test."""
+def csp_watch() -> CspWatch:
+    return CspWatch()
+
+
+@pytest.fixture
+def new_context(browser, csp_watch: CspWatch) -> Iterator[Callable[..., Any]]:
+    """new_context(viewport="phone"|"desktop", **options): a fresh browser context, closed after the test.
+
+    Every page the app serves in it must carry the Content-Security-Policy, and nothing may violate it: the
+    test fails at teardown otherwise (`csp_watch` holds what was seen)."""
     contexts = []
 
     def factory(viewport: str = "desktop", **options: Any):
@@ -83,12 +120,14 @@ def new_context(browser) -> Iterator[Callable[..., Any]]:
             **options,
         )
         context.set_default_timeout(10_000)
+        csp_watch.attach(context)
         contexts.append(context)
         return context
 
     yield factory
     for context in contexts:
         context.close()
+    assert not csp_watch.problems, "Content-Security-Policy problems:\n" + "\n".join(csp_watch.problems)
 
 
 # Headless Chromium may leave a CSS transition (progress bars) half-way in a picture: show the end state.
@@ -99,7 +138,12 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     """Save the page as test-artifacts/screenshots/<name>.png for a reviewer (the viewport only for the
     viewer, a modal dialog that covers the screen and not the page behind it)."""
     path = SCREENSHOTS / f"{name}.png"
-    page.add_style_tag(content=_NO_TRANSITIONS)
+    # A constructed style sheet: the page's policy (style-src 'self') refuses an added <style> element.
+    page.evaluate("""(css) => {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    }""", _NO_TRANSITIONS)
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
 

@@ -14,7 +14,7 @@ from tests.browser.conftest import SHARE_PASSWORD, log_in, screenshot
 def settle(page) -> None:
     """Wait until the page's images (thumbnails included) have arrived, so checks and pictures are final."""
     page.wait_for_load_state("load")
-    page.wait_for_function("Array.from(document.images).every((img) => img.complete)")
+    page.wait_for_function("() => Array.from(document.images).every((img) => img.complete)")
 
 
 def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
@@ -41,11 +41,11 @@ def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
     check("gallery")
     page.locator(".tile-link").first.click()
     expect(page.locator("dialog[open]")).to_be_visible()
-    page.wait_for_function("document.querySelector('[data-viewer-image]').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('[data-viewer-image]').naturalWidth > 0")
     check("viewer")
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
-    page.wait_for_function("location.hash === ''")  # the viewer's history entry is gone (history.back())
+    page.wait_for_function("() => location.hash === ''")  # the viewer's history entry is gone (history.back())
 
     for name, token, status in (
         ("expired", site.expired_token, 410),
@@ -100,7 +100,7 @@ def visit_owner_pages(page, site, viewport: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("viewport", ["phone", "desktop"])
-def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_context, viewport):
+def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_context, csp_watch, viewport):
     context = new_context(viewport)
     requested: list[str] = []
     context.on("request", lambda request: requested.append(request.url))
@@ -111,3 +111,5 @@ def test_main_pages_fit_the_screen_and_pass_accessibility_checks(site, new_conte
     # Scripts, styles, fonts and images all come from the app itself: it works on a closed network.
     elsewhere = [url for url in requested if not url.startswith((site.url + "/", "data:", "blob:"))]
     assert not elsewhere and len(requested) > 20, elsewhere
+    # Every page above came with the Content-Security-Policy (new_context fails on a violation of it).
+    assert len(csp_watch.pages_checked) >= 15 and not csp_watch.problems, csp_watch.problems
