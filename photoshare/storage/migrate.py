@@ -1,5 +1,8 @@
 """Copy the local upload folder into a bucket: `flask --app wsgi storage-migrate --to s3`.
 
+First every photo gets the thumbnail and large view it lacks (older photos made views on first view, and named
+them after their original), made on this machine in the decode budget, so that visitors of the bucket never
+wait for one and no derivative's key gives its original's away.
 Every object is verified by size and sha256 (read back from the store); verified objects are skipped, so a run
 that stopped half-way is simply run again. Nothing local is ever deleted: switching STORAGE_BACKEND and removing
 the old folder stay the operator's decisions.
@@ -79,6 +82,23 @@ def migrate(source: LocalStorage, target: Storage, echo: Callable[[str], None]) 
     return report
 
 
+def make_missing_renditions(source: Storage, echo: Callable[[str], None]) -> int:
+    """Make every photo's missing thumbnail and view in `source`; a photo whose original cannot be read is
+    reported through `echo` and left for the visitor's 404. Returns how many photos got theirs made."""
+    from ..albums import ensure_renditions  # the command sits above the app's rules, like cli.py
+    from ..extensions import db
+    from ..images import InvalidImage
+    from ..models import Photo
+
+    made = 0
+    for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
+        try:
+            made += ensure_renditions(photo, source)
+        except (FileNotFoundError, InvalidImage) as exc:
+            echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
+    return made
+
+
 @click.command("storage-migrate")
 @click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
 @with_appcontext
@@ -93,6 +113,8 @@ def storage_migrate_command(backend: str) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     source = LocalStorage(config["UPLOAD_DIR"])
+    made = make_missing_renditions(source, click.echo)
+    click.echo(f"made the thumbnail and view of {made} older photos")
     click.echo(f"copying {source.root} to bucket {target.bucket}")
     try:
         report = migrate(source, target, click.echo)
