@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-STRIP_BYTES = 8 * 1024 * 1024  # decoded bytes of one strip of rows
+STRIP_BYTES = 4 * 1024 * 1024  # decoded bytes of one strip of rows
 READ_CHUNK = 256 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Pillow's raw modes whose bytes are exactly a PNG scanline's (8 bits a sample), by bytes per pixel.
@@ -95,10 +95,12 @@ def png_strips_apply(image: Image.Image, factor: int) -> bool:
 
 
 def reduced_png_size(image: Image.Image, factor: int) -> int:
-    """The bytes `reduce_png` holds at most: the reduced picture and one strip (and its reduction)."""
+    """The bytes `reduce_png` holds at most: the reduced picture, and one strip about four times over (its
+    inflated rows, the copy handed to Pillow, Pillow's own, and its reduction)."""
     width, height = image.size
     bands = len(image.getbands())
-    return math.ceil(width / factor) * math.ceil(height / factor) * bands + 2 * _strip_rows(width, bands, factor) * width * bands
+    strip = _strip_rows(width, bands, factor) * width * bands
+    return math.ceil(width / factor) * math.ceil(height / factor) * bands + 4 * strip
 
 
 def reduce_png(source: BinaryIO, image: Image.Image, factor: int) -> Image.Image:

@@ -143,8 +143,8 @@ def _exif(image: Image.Image) -> Image.Exif:
 
 
 def _reduce_factor(size: tuple[int, int], long_side: int) -> int:
-    """Box-reduce while at least twice `long_side` remains: what Pillow's thumbnail(reducing_gap=2) does."""
-    return max(1, max(size) // (2 * long_side))
+    """Box-reduce (an exact average of whole pixels) while `long_side` remains; LANCZOS does the rest."""
+    return max(1, max(size) // long_side)
 
 
 def _draft(image: Image.Image, long_side: int) -> None:
