@@ -45,6 +45,7 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 DEFAULT_MAX_PIXELS = 150_000_000
+SMOOTH_MODES = {"L", "LA", "RGB", "RGBA", "CMYK"}  # modes Pillow reduces and resizes by averaging
 UNLIMITED = DecodeBudget(2**62)  # for callers outside the app (tests, scripts) that bound nothing
 
 
@@ -154,19 +155,33 @@ def _draft(image: Image.Image, long_side: int) -> None:
 
 
 def _decode_cost(image: Image.Image, long_side: int) -> int:
-    """The decoded bytes `_decode_reduced` will hold: the picture as drafted, or a PNG's reduction and strip."""
+    """The decoded bytes `_decode_reduced` will hold: the picture as drafted (and its converted copy), or a
+    PNG's reduction and strip."""
     factor = _reduce_factor(image.size, long_side)
     if png_strips_apply(image, factor):
         return reduced_png_size(image, factor)
+    if image.mode not in SMOOTH_MODES:
+        return decoded_size(image) + image.width * image.height * len(_smooth_mode(image))
     return decoded_size(image)
 
 
 def _decode_reduced(source: BinaryIO, image: Image.Image, long_side: int) -> Image.Image:
+    """The picture reduced to no less than `long_side`, in a mode Pillow can reduce and resize smoothly."""
     factor = _reduce_factor(image.size, long_side)
     if png_strips_apply(image, factor):
         return reduce_png(source, image, factor)
     image.load()
-    return image.reduce(factor) if factor > 1 else image
+    picture = image
+    if picture.mode not in SMOOTH_MODES:  # palette, 1-bit, 16-bit: the copy is counted in `_decode_cost`
+        picture = picture.convert(_smooth_mode(picture))
+    if factor > 1:
+        picture = picture.reduce(factor)
+        image.close()  # frees the full decode now, not when the file is closed
+    return picture
+
+
+def _smooth_mode(image: Image.Image) -> str:
+    return "RGBA" if image.mode in ("PA", "LA") or "transparency" in image.info else "RGB"
 
 
 def _jpeg(picture: Image.Image, orientation: int | None, quality: int) -> bytes:

@@ -101,6 +101,17 @@ def test_import_album_json_keeps_names_in_name_order_and_lists_skipped(app, runn
         assert album.version != "empty"
 
 
+def test_import_album_skips_an_image_over_max_image_pixels_and_makes_views_of_the_rest(app, runner, owner, photo_dir):
+    Image.new("RGB", (1500, 800)).save(photo_dir / "e_wide.png")
+    app.config["MAX_IMAGE_PIXELS"] = 1_000_000
+    result = runner.invoke(args=["import-album", str(photo_dir), "--title", "Shoot", "--owner", OWNER_EMAIL, "--json"])
+    out = json.loads(result.stdout)
+    assert {item["file"]: item["reason"] for item in out["skipped"]}["e_wide.png"] == (
+        "the image is 1500 × 800 pixels (1.2 megapixels); the limit is 1 megapixels")
+    uploads = Path(app.config["UPLOAD_DIR"])
+    assert out["photos"] == 2 and len(list((uploads / "views").iterdir())) == 2  # made at import, not on first view
+
+
 def test_import_album_prints_the_id_and_reports_skipped_files_on_stderr(app, runner, owner, photo_dir):
     result = runner.invoke(args=["import-album", str(photo_dir), "--title", "Shoot", "--owner", OWNER_EMAIL])
     assert result.exit_code == 0

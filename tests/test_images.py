@@ -180,3 +180,12 @@ def test_one_decode_makes_every_rendition_within_its_size():
     assert (info.width, info.height) == (600, 1200)
     assert Image.open(io.BytesIO(view)).size == (200, 400)
     assert Image.open(io.BytesIO(thumb)).size == (50, 100)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("P", "GIF"), ("P", "PNG"), ("1", "PNG"), ("I;16", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG")]
+)
+def test_large_images_of_every_mode_are_reduced_to_a_jpeg(mode, fmt):
+    image = Image.new(mode, (2000, 1500), 300) if mode == "I;16" else Image.new("RGB", (2000, 1500), (200, 50, 20)).convert(mode)
+    _info, (jpeg,) = render(io.BytesIO(encode(image, fmt)), [Rendition(480)])
+    assert Image.open(io.BytesIO(jpeg)).size == (480, 360)
