@@ -10,6 +10,7 @@ import io
 import secrets
 import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -204,6 +205,18 @@ def ensure_renditions(photo: Photo, storage: Storage | None = None) -> bool:
         wait=RENDITION_WAIT_SECONDS,
         stale_keys=legacy_keys(photo),
     )
+
+
+def make_missing_renditions(storage: Storage, echo: Callable[[str], None]) -> int:
+    """Make every photo's missing thumbnail and view in `storage`, one photo at a time; a photo whose original
+    cannot be read is reported through `echo` (its visitors get a 404). Returns how many got theirs made."""
+    made = 0
+    for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
+        try:
+            made += ensure_renditions(photo, storage)
+        except (FileNotFoundError, InvalidImage) as exc:
+            echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
+    return made
 
 
 def _renditions() -> tuple[Rendition, Rendition]:

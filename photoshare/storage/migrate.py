@@ -82,28 +82,13 @@ def migrate(source: LocalStorage, target: Storage, echo: Callable[[str], None]) 
     return report
 
 
-def make_missing_renditions(source: Storage, echo: Callable[[str], None]) -> int:
-    """Make every photo's missing thumbnail and view in `source`; a photo whose original cannot be read is
-    reported through `echo` and left for the visitor's 404. Returns how many photos got theirs made."""
-    from ..albums import ensure_renditions  # the command sits above the app's rules, like cli.py
-    from ..extensions import db
-    from ..images import InvalidImage
-    from ..models import Photo
-
-    made = 0
-    for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
-        try:
-            made += ensure_renditions(photo, source)
-        except (FileNotFoundError, InvalidImage) as exc:
-            echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
-    return made
-
-
 @click.command("storage-migrate")
 @click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
 @with_appcontext
 def storage_migrate_command(backend: str) -> None:
-    """Copy every local file (originals, thumbnails) into the bucket, verified; safe to run again."""
+    """Make older photos' missing thumbnails and views, then copy every local file (originals, thumbnails,
+    views) into the bucket, verified; safe to run again."""
+    from ..albums import make_missing_renditions  # the command sits above the app's rules, like cli.py
     from .s3 import S3Storage
 
     config = current_app.config
