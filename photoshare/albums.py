@@ -7,27 +7,32 @@ from __future__ import annotations
 
 import hashlib
 import io
+import secrets
 import uuid
 import zlib
-from pathlib import PurePosixPath
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from blinker import Namespace
 from flask import current_app
 
 from .archive import ArchiveEntry, archive_digest, plan_archive
+from .decoding import decode_budget
 from .errors import NotFound
 from .extensions import db
-from .images import EXTENSIONS, InvalidImage, inspect_image, make_thumbnail
+from .images import EXTENSIONS, InvalidImage, Rendition, render
 from .models import Album, Photo, User, utcnow
 from .names import album_title, photo_name
-from .storage import get_storage
+from .renditions import Limits, Target, make_missing
+from .storage import Storage, get_storage
 
 _signals = Namespace()
 # Sent after a change to an album's archive is committed, with album_id= and old_version=: caches listen.
 album_changed = _signals.signal("album-changed")
 EMPTY_VERSION = "empty"
 HASH_CHUNK = 1024 * 1024
+RENDITION_WAIT_SECONDS = 60  # a visitor waits this long for another request's making of a missing view
 
 
 class UploadTooLarge(InvalidImage):
@@ -56,7 +61,7 @@ def rename_album(album: Album, title: str) -> None:
 def delete_album(album: Album) -> None:
     """Remove the album, its photos' files and thumbnails, and (through the signal) its cached archives."""
     album_id, old_version = album.id, album.version
-    keys = [key for photo in album.photos for key in (photo_key(photo), thumbnail_key(photo), view_key(photo))]
+    keys = [key for photo in album.photos for key in photo_keys(photo)]
     db.session.delete(album)
     db.session.commit()
     _delete_keys(keys)
@@ -64,10 +69,11 @@ def delete_album(album: Album) -> None:
 
 
 def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = True) -> Photo:
-    """Check that `source` is a real image, store it under an app-made name, and add it to the album.
+    """Check that `source` is a real image, store it under an app-made name with its large view and thumbnail
+    (made from one decode, in the process's decode budget), and add it to the album.
 
     Raises InvalidImage (with a message for the uploader) and stores nothing when the file is not a readable
-    image or is over the size limit. Reads the file in chunks; never holds it whole in memory.
+    image or is over the size or pixel limit. Reads the file in chunks; never holds it whole in memory.
     """
     size, sha256, crc32 = _digest(source)
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
@@ -76,11 +82,13 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
     if size == 0:
         raise InvalidImage("the file is empty")
     source.seek(0)
-    info = inspect_image(source)
+    limits = rendition_limits()
+    info, (view, thumbnail) = render(source, _renditions(), max_pixels=limits.max_pixels, budget=limits.budget)
     photo = Photo(
         position=_next_position(album),
         original_filename=photo_name(filename, fallback="photo" + EXTENSIONS[info.content_type]),
         stored_name=uuid.uuid4().hex + EXTENSIONS[info.content_type],
+        rendition_name=secrets.token_hex(16),
         size=size,
         sha256=sha256,
         crc32=crc32,
@@ -91,18 +99,18 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
         uploaded_at=utcnow().replace(microsecond=0),
     )
     storage = get_storage()
-    source.seek(0)
-    storage.save(photo_key(photo), source)
     try:
         source.seek(0)
-        storage.save(thumbnail_key(photo), io.BytesIO(make_thumbnail(source, current_app.config["THUMBNAIL_SIZE"])))
+        storage.save(photo_key(photo), source)
+        storage.save(view_key(photo), io.BytesIO(view))
+        storage.save(thumbnail_key(photo), io.BytesIO(thumbnail))
         album.photos.append(photo)
         if commit:
             refresh_version(album)
     except BaseException:
         if photo in album.photos:
             db.session.rollback()
-        _delete_keys([photo_key(photo), thumbnail_key(photo)])
+        _delete_keys(photo_keys(photo))
         raise
     return photo
 
@@ -115,7 +123,7 @@ def rename_photo(photo: Photo, filename: str) -> None:
 
 def delete_photo(photo: Photo) -> None:
     album = photo.album
-    keys = [photo_key(photo), thumbnail_key(photo), view_key(photo)]
+    keys = photo_keys(photo)
     album.photos.remove(photo)
     db.session.delete(photo)
     refresh_version(album)
@@ -145,32 +153,78 @@ def photo_key(photo: Photo) -> str:
 
 
 def thumbnail_key(photo: Photo) -> str:
-    return f"thumbs/{PurePosixPath(photo.stored_name).stem}.jpg"
-
-
-def ensure_thumbnail(photo: Photo) -> str:
-    """The thumbnail's key, remaking it from the original if it went missing."""
-    storage, key = get_storage(), thumbnail_key(photo)
-    if not storage.exists(key):
-        with storage.open(photo_key(photo)) as original:
-            storage.save(key, io.BytesIO(make_thumbnail(original, current_app.config["THUMBNAIL_SIZE"])))
-    return key
+    """Named by the photo's own random rendition name: public on a CDN, it tells nothing of `photo_key`."""
+    return f"thumbs/{photo.rendition_name}.jpg"
 
 
 def view_key(photo: Photo) -> str:
-    return f"views/{PurePosixPath(photo.stored_name).stem}.jpg"
+    return f"views/{photo.rendition_name}.jpg"
+
+
+def legacy_keys(photo: Photo) -> list[str]:
+    """Where the thumbnail and view of a photo added before rendition names were kept (the original's stem)."""
+    stem = PurePosixPath(photo.stored_name).stem
+    return [f"thumbs/{stem}.jpg", f"views/{stem}.jpg"]
+
+
+def photo_keys(photo: Photo) -> list[str]:
+    """Every key a photo may own: what deleting it removes."""
+    return [photo_key(photo), thumbnail_key(photo), view_key(photo), *legacy_keys(photo)]
+
+
+def rendition_limits() -> Limits:
+    config = current_app.config
+    return Limits(config["MAX_IMAGE_PIXELS"], decode_budget(config["IMAGE_DECODE_MB"] * 1024 * 1024))
+
+
+def ensure_thumbnail(photo: Photo) -> str:
+    """The thumbnail's key; an older photo without one gets it (and its view) made, see `ensure_renditions`."""
+    ensure_renditions(photo)
+    return thumbnail_key(photo)
 
 
 def ensure_view(photo: Photo) -> str:
-    """The key of the photo's large view (VIEW_SIZE on its long side), made from the original on first use.
+    """The key of the photo's large view (VIEW_SIZE on its long side); see `ensure_renditions`."""
+    ensure_renditions(photo)
+    return view_key(photo)
 
-    Concurrent first requests may both render it; storage writes are atomic renames, so either copy wins whole.
+
+def ensure_renditions(photo: Photo, storage: Storage | None = None) -> bool:
+    """Make the photo's view and thumbnail if either is missing (photos added before they were made at
+    once): one decode, by one request at a time across workers, then the old-named copies are removed.
+    True when this call made them.
+
+    Raises FileNotFoundError (original gone), InvalidImage, and RenditionBusy (503) after waiting
+    RENDITION_WAIT_SECONDS for another request's making.
     """
-    storage, key = get_storage(), view_key(photo)
-    if not storage.exists(key):
-        with storage.open(photo_key(photo)) as original:
-            storage.save(key, io.BytesIO(make_thumbnail(original, current_app.config["VIEW_SIZE"], quality=85)))
-    return key
+    view, thumbnail = _renditions()
+    return make_missing(
+        storage or get_storage(),
+        photo_key(photo),
+        [Target(view_key(photo), view), Target(thumbnail_key(photo), thumbnail)],
+        rendition_limits(),
+        lock=Path(current_app.config["LOCK_DIR"]) / f"rendition-{photo.rendition_name}.lock",
+        wait=RENDITION_WAIT_SECONDS,
+        stale_keys=legacy_keys(photo),
+    )
+
+
+def make_missing_renditions(storage: Storage, echo: Callable[[str], None]) -> int:
+    """Make every photo's missing thumbnail and view in `storage`, one photo at a time; a photo whose original
+    cannot be read is reported through `echo` (its visitors get a 404). Returns how many got theirs made."""
+    made = 0
+    for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
+        try:
+            made += ensure_renditions(photo, storage)
+        except (FileNotFoundError, InvalidImage) as exc:
+            echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
+    return made
+
+
+def _renditions() -> tuple[Rendition, Rendition]:
+    """The large view and the thumbnail, in that order: one decode makes the view, the thumbnail from it."""
+    config = current_app.config
+    return Rendition(config["VIEW_SIZE"], quality=85), Rendition(config["THUMBNAIL_SIZE"])
 
 
 def _digest(source: BinaryIO) -> tuple[int, str, int]:

@@ -127,6 +127,17 @@ def import_album_command(directory: Path, title: str, owner_email: str, as_json:
         click.echo(album.id)
 
 
+@click.command("make-renditions", cls=Command)
+@with_appcontext
+def make_renditions_command() -> None:
+    """Make every photo's missing thumbnail and large view (after the upgrade that renamed them, older photos
+    get theirs here rather than on a visitor's request); safe to run again."""
+    from .storage import get_storage
+
+    made = albums.make_missing_renditions(get_storage(), lambda line: click.echo(line, err=True))
+    click.echo(f"made the thumbnail and view of {made} photos")
+
+
 @click.command("create-share", cls=Command)
 @click.argument("album_id", type=int)
 @click.option("--password", default=None, help="Visitors must enter it.")
@@ -151,7 +162,8 @@ def create_share_command(
         click.echo(share_url(link.token))
 
 
-COMMANDS = [init_db_command, create_user_command, import_album_command, create_share_command, storage_migrate_command]
+COMMANDS = [init_db_command, create_user_command, import_album_command, create_share_command, storage_migrate_command,
+            make_renditions_command]
 
 
 def register(app: Flask) -> None:

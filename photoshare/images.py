@@ -1,14 +1,24 @@
-"""Pillow at the edges: is this upload really an image, what does EXIF say, and its thumbnail."""
+"""Pillow at the edges: is this upload really an image, what does EXIF say, and its thumbnail and view.
+
+Every image is opened header first: its format and pixel count are checked (MAX_IMAGE_PIXELS) before a single
+pixel is decoded, and the decode itself runs inside the process's `DecodeBudget` (decoding.py), reduced while
+decoding where the format allows (JPEG draft, PNG strips). Pillow's own bomb check is off: ours is per setting,
+and Pillow's warned through the process-wide warnings filter, which threads cannot share safely.
+"""
 
 from __future__ import annotations
 
 import io
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from .decoding import DecodeBudget, decoded_size, png_strips_apply, reduce_png, reduced_png_size
+
+Image.MAX_IMAGE_PIXELS = None  # replaced by `max_pixels` below, checked on the header's size
 
 # Formats we accept, checked on the content (never the extension), and the type each is served with.
 CONTENT_TYPES = {
@@ -23,7 +33,20 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", 
 _EXIF_IFD = 0x8769
 _DATE_TIME_ORIGINAL = 36867
 _DATE_TIME = 306
+_ORIENTATION = 0x0112
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+DEFAULT_MAX_PIXELS = 150_000_000
+SMOOTH_MODES = {"L", "LA", "RGB", "RGBA", "CMYK"}  # modes Pillow reduces and resizes by averaging
+UNLIMITED = DecodeBudget(2**62)  # for callers outside the app (tests, scripts) that bound nothing
 
 
 class InvalidImage(ValueError):
@@ -38,27 +61,144 @@ class ImageInfo:
     taken_at: datetime | None
 
 
-def inspect_image(source: BinaryIO) -> ImageInfo:
-    """Decode the whole image once (catching truncated and corrupt files) and read its metadata."""
+@dataclass(frozen=True)
+class Rendition:
+    """A JPEG to make: no larger than `size` on its long side."""
+
+    size: int
+    quality: int = 82
+
+
+def inspect_image(source: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Format, size and EXIF date from the header alone: never decodes the pixels (`render` does)."""
+    with _open(source, max_pixels) as image:
+        return _info(image)
+
+
+def render(
+    source: BinaryIO, renditions: Sequence[Rendition], *, max_pixels: int = DEFAULT_MAX_PIXELS,
+    budget: DecodeBudget = UNLIMITED,
+) -> tuple[ImageInfo, list[bytes]]:
+    """Decode the image ONCE, inside `budget`, and make every rendition from it (largest first, each smaller
+    one from the one before). Decoding it whole also catches truncated and corrupt files: InvalidImage."""
+    largest = max(r.size for r in renditions)
+    with _open(source, max_pixels) as image:
+        info = _info(image)
+        orientation = _exif(image).get(_ORIENTATION)
+        try:
+            _draft(image, largest)
+            with budget.reserve(_decode_cost(image, largest)):
+                picture = _decode_reduced(source, image, largest)
+                jpegs = {}
+                for rendition in sorted(renditions, key=lambda r: r.size, reverse=True):
+                    picture.thumbnail((rendition.size, rendition.size), Image.Resampling.LANCZOS)
+                    jpegs[rendition] = _jpeg(picture, orientation, rendition.quality)
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            raise InvalidImage("the image is damaged or incomplete") from None
+    return info, [jpegs[rendition] for rendition in renditions]
+
+
+def make_thumbnail(source: BinaryIO, size: int, *, quality: int = 82) -> bytes:
+    """A JPEG no larger than `size` on its long side, EXIF orientation applied (small: a few dozen KiB)."""
+    return render(source, [Rendition(size, quality)])[1][0]
+
+
+def _open(source: BinaryIO, max_pixels: int) -> Image.Image:
+    """The image with only its header read; refuses unknown formats and more than `max_pixels` pixels."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                fmt = image.format or ""
-                if fmt not in CONTENT_TYPES:
-                    raise InvalidImage(f"{fmt or 'this'} files are not supported; upload JPEG, PNG, WebP or GIF")
-                image.load()
-                exif = image.getexif()
-                width, height = image.size
-    except InvalidImage:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        image = Image.open(source)
+    except (UnidentifiedImageError, Image.DecompressionBombError):
         raise InvalidImage("not an image, or an image format we cannot read") from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise InvalidImage("the image is damaged or incomplete") from None
-    if exif.get(0x0112) in _SWAPPED_ORIENTATIONS:
+    fmt = image.format or ""
+    width, height = image.size
+    if fmt not in CONTENT_TYPES:
+        image.close()
+        raise InvalidImage(f"{fmt or 'this'} files are not supported; upload JPEG, PNG, WebP or GIF")
+    if width * height > max_pixels:
+        image.close()
+        raise InvalidImage(
+            f"the image is {width} × {height} pixels ({_megapixels(width * height)} megapixels); "
+            f"the limit is {_megapixels(max_pixels)} megapixels"
+        )
+    return image
+
+
+def _info(image: Image.Image) -> ImageInfo:
+    exif = _exif(image)
+    width, height = image.size
+    if exif.get(_ORIENTATION) in _SWAPPED_ORIENTATIONS:
         width, height = height, width
-    return ImageInfo(CONTENT_TYPES[fmt], width, height, _taken_at(exif))
+    return ImageInfo(CONTENT_TYPES[image.format or ""], width, height, _taken_at(exif))
+
+
+def _exif(image: Image.Image) -> Image.Exif:
+    """EXIF from the header; a PNG whose EXIF comes after its pixels has none (Pillow would decode to find it)."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return Image.Exif()
+    try:
+        return image.getexif()
+    except (OSError, SyntaxError, ValueError, EOFError):  # unreadable EXIF: as if there were none
+        return Image.Exif()
+
+
+def _reduce_factor(size: tuple[int, int], long_side: int) -> int:
+    """Box-reduce (an exact average of whole pixels) while `long_side` remains; LANCZOS does the rest."""
+    return max(1, max(size) // long_side)
+
+
+def _draft(image: Image.Image, long_side: int) -> None:
+    """Have a JPEG's decoder scale it down (1/2 to 1/8) while decoding: less memory, much faster."""
+    if image.format in ("JPEG", "MPO"):
+        image.draft("RGB" if image.mode not in ("L", "1") else "L", (2 * long_side, 2 * long_side))
+
+
+def _decode_cost(image: Image.Image, long_side: int) -> int:
+    """The decoded bytes `_decode_reduced` will hold: the picture as drafted (and its converted copy), or a
+    PNG's reduction and strip."""
+    factor = _reduce_factor(image.size, long_side)
+    if png_strips_apply(image, factor):
+        return reduced_png_size(image, factor)
+    if image.mode not in SMOOTH_MODES:
+        return decoded_size(image) + image.width * image.height * len(_smooth_mode(image))
+    return decoded_size(image)
+
+
+def _decode_reduced(source: BinaryIO, image: Image.Image, long_side: int) -> Image.Image:
+    """The picture reduced to no less than `long_side`, in a mode Pillow can reduce and resize smoothly."""
+    factor = _reduce_factor(image.size, long_side)
+    if png_strips_apply(image, factor):
+        return reduce_png(source, image, factor)
+    image.load()
+    picture = image
+    if picture.mode not in SMOOTH_MODES:  # palette, 1-bit, 16-bit: the copy is counted in `_decode_cost`
+        picture = picture.convert(_smooth_mode(picture))
+    if factor > 1:
+        picture = picture.reduce(factor)
+        image.close()  # frees the full decode now, not when the file is closed
+    return picture
+
+
+def _smooth_mode(image: Image.Image) -> str:
+    return "RGBA" if image.mode in ("PA", "LA") or "transparency" in image.info else "RGB"
+
+
+def _jpeg(picture: Image.Image, orientation: int | None, quality: int) -> bytes:
+    """`picture` turned the way the camera was held, flattened on white, as a progressive JPEG."""
+    image = picture.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else picture
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+    return out.getvalue()
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
 
 
 def _taken_at(exif: Image.Exif) -> datetime | None:
@@ -69,19 +209,3 @@ def _taken_at(exif: Image.Exif) -> datetime | None:
         return datetime.strptime(raw.strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")
     except ValueError:
         return None
-
-
-def make_thumbnail(source: BinaryIO, size: int, *, quality: int = 82) -> bytes:
-    """A JPEG no larger than `size` on its long side, EXIF orientation applied (small: a few dozen KiB)."""
-    with Image.open(source) as image:
-        image.draft("RGB", (size * 2, size * 2))  # JPEG decodes at a fraction of full size: much faster
-        image = ImageOps.exif_transpose(image)
-        image.thumbnail((size, size), Image.Resampling.LANCZOS)
-        if image.mode not in ("RGB", "L"):
-            image = image.convert("RGBA")
-            background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(image, mask=image.getchannel("A"))
-            image = background
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
-        return out.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
@@ -59,6 +60,9 @@ class Photo(db.Model):
     position: Mapped[int] = mapped_column(Integer, default=0)
     original_filename: Mapped[str] = mapped_column(String(255))
     stored_name: Mapped[str] = mapped_column(String(80), unique=True)  # chosen by the app, never the user
+    # The thumbnail's and large view's name: random on its own, so a public thumbnail URL tells nothing of
+    # the original's key.
+    rendition_name: Mapped[str] = mapped_column(String(32), unique=True, default=lambda: secrets.token_hex(16))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     crc32: Mapped[int] = mapped_column(BigInteger)

@@ -101,6 +101,38 @@ def test_import_album_json_keeps_names_in_name_order_and_lists_skipped(app, runn
         assert album.version != "empty"
 
 
+def test_import_album_skips_an_image_over_max_image_pixels_and_makes_views_of_the_rest(app, runner, owner, photo_dir):
+    Image.new("RGB", (1500, 800)).save(photo_dir / "e_wide.png")
+    app.config["MAX_IMAGE_PIXELS"] = 1_000_000
+    result = runner.invoke(args=["import-album", str(photo_dir), "--title", "Shoot", "--owner", OWNER_EMAIL, "--json"])
+    out = json.loads(result.stdout)
+    assert {item["file"]: item["reason"] for item in out["skipped"]}["e_wide.png"] == (
+        "the image is 1500 × 800 pixels (1.2 megapixels); the limit is 1 megapixels")
+    uploads = Path(app.config["UPLOAD_DIR"])
+    assert out["photos"] == 2 and len(list((uploads / "views").iterdir())) == 2  # made at import, not on first view
+
+
+def test_make_renditions_makes_older_photos_thumbnails_and_views_once(app, runner, make_album):
+    from photoshare import albums
+    from photoshare.models import Photo
+    from photoshare.storage import get_storage
+
+    make_album(count=2)
+    uploads = Path(app.config["UPLOAD_DIR"])
+    with app.app_context():
+        photos = db.session.execute(db.select(Photo)).scalars().all()
+        get_storage().delete(albums.view_key(photos[0]))  # as an older photo: no view yet
+        get_storage().delete(albums.photo_key(photos[1]))  # its original lost: reported, not fatal
+        get_storage().delete(albums.thumbnail_key(photos[1]))
+
+    first, again = runner.invoke(args=["make-renditions"]), runner.invoke(args=["make-renditions"])
+
+    assert first.exit_code == 0 and first.stdout == "made the thumbnail and view of 1 photos\n"
+    assert f"photo {photos[1].id} (IMG_0001.jpg): no thumbnail or view made" in first.stderr
+    assert again.stdout == "made the thumbnail and view of 0 photos\n"
+    assert (uploads / f"views/{photos[0].rendition_name}.jpg").is_file()
+
+
 def test_import_album_prints_the_id_and_reports_skipped_files_on_stderr(app, runner, owner, photo_dir):
     result = runner.invoke(args=["import-album", str(photo_dir), "--title", "Shoot", "--owner", OWNER_EMAIL])
     assert result.exit_code == 0

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from photoshare.images import InvalidImage, inspect_image, make_thumbnail
+from photoshare.images import InvalidImage, Rendition, inspect_image, make_thumbnail, render
 from tests.conftest import make_jpeg
 
 
@@ -130,19 +130,62 @@ def test_garbage_is_not_an_image(data):
 def test_truncated_jpeg_is_damaged():
     data = make_jpeg(200, 150, noise=1)
     with pytest.raises(InvalidImage, match="damaged or incomplete"):
-        inspect_image(io.BytesIO(data[: len(data) // 2]))
+        render(io.BytesIO(data[: len(data) // 2]), [Rendition(480)])
 
 
 def test_decompression_bomb_is_refused_before_decoding():
     # 60000 x 60000 pixels would need ~10 GB once decoded; the file is under 100 bytes.
     data = png_header(60000, 60000)
     assert len(data) < 200
-    with pytest.raises(InvalidImage, match="cannot read"):
+    with pytest.raises(InvalidImage, match=r"3600 megapixels\); the limit is 150 megapixels"):
         inspect_image(io.BytesIO(data))
+    with pytest.raises(InvalidImage, match="the limit is 150 megapixels"):
+        render(io.BytesIO(data), [Rendition(480)])
 
 
-def test_image_just_over_pillows_pixel_limit_is_refused_too():
-    # Between MAX_IMAGE_PIXELS and twice that Pillow only warns; we treat the warning as a refusal.
-    side = int((Image.MAX_IMAGE_PIXELS * 1.2) ** 0.5)
-    with pytest.raises(InvalidImage, match="cannot read"):
-        inspect_image(io.BytesIO(png_header(side, side)))
+def test_pixel_limit_is_the_setting_not_pillows():
+    # Pillow alone refuses above 179 megapixels and only warns above 89; the limit is ours, either way.
+    assert inspect_image(io.BytesIO(png_header(12000, 12000)), max_pixels=200_000_000).width == 12000
+    with pytest.raises(InvalidImage, match=r"1001 × 1000 pixels \(1 megapixels\); the limit is 1 megapixels"):
+        inspect_image(io.BytesIO(png_header(1001, 1000)), max_pixels=1_000_000)
+    assert inspect_image(io.BytesIO(png_header(1000, 1000)), max_pixels=1_000_000).width == 1000
+
+
+def gradient_png(width: int, height: int, mode: str = "RGB") -> bytes:
+    """A smooth picture: compresses to little however many pixels it has, like the 343 KB 88-megapixel PNG."""
+    image = Image.linear_gradient("L").resize((width, height)).convert(mode)
+    return encode(image, "PNG")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
+def test_large_png_is_reduced_in_strips_to_the_same_pixels(mode, monkeypatch):
+    from photoshare import decoding
+
+    monkeypatch.setattr(decoding, "STRIP_BYTES", 50_000)  # many strips, and a last one cut short
+    data = gradient_png(1003, 707, mode)
+    image = Image.open(io.BytesIO(data))
+    assert decoding.png_strips_apply(image, 3)
+    reduced = decoding.reduce_png(io.BytesIO(data), image, 3)
+    assert reduced.tobytes() == Image.open(io.BytesIO(data)).reduce(3).tobytes()
+
+
+def test_truncated_png_is_damaged_when_reduced_in_strips():
+    data = gradient_png(2000, 1500)
+    with pytest.raises(InvalidImage, match="damaged or incomplete"):
+        render(io.BytesIO(data[: len(data) // 2]), [Rendition(300)])
+
+
+def test_one_decode_makes_every_rendition_within_its_size():
+    info, (view, thumb) = render(io.BytesIO(make_jpeg(1200, 600, orientation=6)), [Rendition(400), Rendition(100)])
+    assert (info.width, info.height) == (600, 1200)
+    assert Image.open(io.BytesIO(view)).size == (200, 400)
+    assert Image.open(io.BytesIO(thumb)).size == (50, 100)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("P", "GIF"), ("P", "PNG"), ("1", "PNG"), ("I;16", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG")]
+)
+def test_large_images_of_every_mode_are_reduced_to_a_jpeg(mode, fmt):
+    image = Image.new(mode, (2000, 1500), 300) if mode == "I;16" else Image.new("RGB", (2000, 1500), (200, 50, 20)).convert(mode)
+    _info, (jpeg,) = render(io.BytesIO(encode(image, fmt)), [Rendition(480)])
+    assert Image.open(io.BytesIO(jpeg)).size == (480, 360)

@@ -138,3 +138,25 @@ def test_names_revision_takes_bidi_out_of_stored_names_and_recomputes_every_albu
         assert [e.name for e in albums.archive_plan(album)] == ["photogpj.exe", "CON_.jpg", "plain.jpg"]
         assert album.version == albums.archive_digest(albums.archive_plan(album)) != "old-version"
         assert db.session.get(Album, 2).version == albums.EMPTY_VERSION
+
+
+def test_existing_photos_get_random_rendition_names_of_their_own(bare_app):
+    from sqlalchemy import text
+
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="5d7818b17ce4")
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO users (id, email, password_hash, created_at) "
+                                    "VALUES (1, 'o@example.com', 'x', '2026-01-01')"))
+            connection.execute(text("INSERT INTO albums (id, owner_id, title, created_at, updated_at, version) "
+                                    "VALUES (1, 1, 'Old', '2026-01-01', '2026-01-01', 'v')"))
+            for i in range(3):
+                connection.execute(text(
+                    "INSERT INTO photos (album_id, position, original_filename, stored_name, size, sha256, crc32, "
+                    "content_type, width, height, uploaded_at) VALUES "
+                    f"(1, {i}, 'a.jpg', 'stem{i}.jpg', 1, 'h', 0, 'image/jpeg', 1, 1, '2026-01-01')"))
+        flask_migrate.upgrade(revision="head")
+        with db.engine.connect() as connection:
+            names = [row[0] for row in connection.execute(text("SELECT rendition_name FROM photos"))]
+        assert len(set(names)) == 3 and all(len(name) == 32 and "stem" not in name for name in names)
+        assert schema_differences() == []

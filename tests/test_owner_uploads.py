@@ -95,7 +95,9 @@ def test_bad_files_get_their_own_errors_while_good_ones_are_saved(app, owner_cli
     assert [name for name, r in results.items() if r["ok"]] == ["good.jpg", "drawing.png", "phone.webp", "anim.gif"]
     assert results["cut-short.jpg"]["error"] == "The image is damaged or incomplete."
     assert results["notes.jpg"]["error"] == "Not an image, or an image format we cannot read."
-    assert results["bomb.png"]["error"] == "Not an image, or an image format we cannot read."
+    assert results["bomb.png"]["error"] == (
+        "The image is 60000 × 60000 pixels (3600 megapixels); the limit is 150 megapixels."
+    )
     assert results["empty.jpg"]["error"] == "The file is empty."
     assert all("photo_id" not in r for r in results.values() if not r["ok"])
     _, photos = album_state(app, album_id)
@@ -286,3 +288,25 @@ def test_too_large_request_over_real_http_is_a_413_json_answer(app, owner, album
     finally:
         server.stop()
     assert album_state(app, album_id)[1] == []
+
+
+def test_image_over_max_image_pixels_gets_its_own_error_over_real_http(app, owner, album_id, instance):
+    from tests.conftest import LiveServer
+
+    server = LiveServer(instance, env={"MAX_IMAGE_PIXELS": "1000000"}, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        session = http_owner_session(server.url)
+        token = csrf_token(session.get(f"{server.url}/albums/{album_id}", timeout=10).text)
+        files = [("photos", ("wide.png", encode("PNG", (1500, 800)))), ("photos", ("fine.jpg", make_jpeg(1000, 1000))),
+                 ("photos", ("bomb.png", png_header(60000, 60000)))]
+        response = session.post(f"{server.url}/albums/{album_id}/photos", files=files,
+                                headers={"Accept": "application/json", "X-CSRFToken": token}, timeout=30)
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    results = {r["name"]: r for r in response.json()["files"]}
+    assert results["wide.png"]["error"] == "The image is 1500 × 800 pixels (1.2 megapixels); the limit is 1 megapixels."
+    assert results["bomb.png"]["error"].startswith("The image is 60000 × 60000 pixels (3600 megapixels)")
+    assert results["fine.jpg"]["ok"] is True
+    assert [p[0] for p in album_state(app, album_id)[1]] == ["fine.jpg"]
+    assert sorted(p.parent.name for p in stored_files(app)) == ["originals", "thumbs", "views"]  # nothing else left

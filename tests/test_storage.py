@@ -13,7 +13,7 @@ import sys
 import time
 import zipfile
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -376,24 +376,47 @@ def test_migration_copies_every_file_verified_and_a_second_run_copies_nothing(lo
     root, bucket, client = Path(app.config["UPLOAD_DIR"]), app.config["S3_BUCKET"], s3_server.client()
     local = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in root.rglob("*") if p.is_file()}
-    assert len(local) == 6 and {key.split("/")[0] for key in local} == {"originals", "thumbs"}
+    assert len(local) == 9 and {key.split("/")[0] for key in local} == {"originals", "thumbs", "views"}
 
     first = runner.invoke(args=["storage-migrate", "--to", "s3"])
     assert first.exit_code == 0, first.output
-    assert "[6/6]" in first.output and "done: 6 copied, 0 already present, 0 failed" in first.output
+    assert "[9/9]" in first.output and "done: 9 copied, 0 already present, 0 failed" in first.output
     assert bucket_digests(client, bucket) == local
 
     second = runner.invoke(args=["storage-migrate", "--to", "s3"])
     assert second.exit_code == 0, second.output
-    assert "done: 0 copied, 6 already present, 0 failed" in second.output
+    assert "done: 0 copied, 9 already present, 0 failed" in second.output
 
     damaged, lost = sorted(local)[:2]
     client.put_object(Bucket=bucket, Key=damaged, Body=b"not the photo")
     client.delete_object(Bucket=bucket, Key=lost)
     third = runner.invoke(args=["storage-migrate", "--to", "s3"])
-    assert "done: 2 copied, 4 already present, 0 failed" in third.output
+    assert "done: 2 copied, 7 already present, 0 failed" in third.output
     assert bucket_digests(client, bucket) == local
     assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == set(local)
+
+
+def test_migration_makes_older_photos_views_under_names_that_hide_the_original(local_app_with_bucket, s3_server):
+    app, runner = local_app_with_bucket, local_app_with_bucket.test_cli_runner()
+    root, bucket = Path(app.config["UPLOAD_DIR"]), app.config["S3_BUCKET"]
+    with app.app_context():
+        photos = db.session.execute(db.select(Photo).order_by(Photo.id)).scalars().all()
+        for photo in photos:  # as photos were kept before: no view, the thumbnail named after the original
+            old_thumb = albums.legacy_keys(photo)[0]
+            (root / albums.thumbnail_key(photo)).rename(root / old_thumb)
+            (root / albums.view_key(photo)).unlink()
+        expected = sorted(key for photo in photos for key in
+                          (albums.photo_key(photo), albums.thumbnail_key(photo), albums.view_key(photo)))
+
+    result = runner.invoke(args=["storage-migrate", "--to", "s3"])
+
+    assert result.exit_code == 0, result.output
+    assert "made the thumbnail and view of 3 older photos" in result.output
+    assert sorted(bucket_digests(s3_server.client(), bucket)) == expected
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == expected
+    originals = {PurePosixPath(key).stem for key in expected if key.startswith("originals/")}
+    renditions = {PurePosixPath(key).stem for key in expected if not key.startswith("originals/")}
+    assert len(originals) == len(renditions) == 3 and not originals & renditions  # nothing named after an original
 
 
 def test_migration_to_an_unusable_store_fails_in_one_line(local_app_with_bucket):

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from .. import albums as album_ops
 from ..auth import current_user
+from ..images import InvalidImage
 from ..storage import get_storage
 from . import bp, service
 from .forms import ActionForm, AlbumForm, PhotoRenameForm, ShareForm
@@ -121,6 +122,8 @@ def thumbnail(album_id: int, photo_id: int) -> Response:
         source = get_storage().open(key)
     except FileNotFoundError:
         abort(404, "This photo's file is missing.")
+    except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
+        abort(404, "This photo cannot be shown.")
     response = send_file(
         source, mimetype="image/jpeg", etag=f"thumb-{photo.stored_name}", max_age=86400, conditional=True
     )

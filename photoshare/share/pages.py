@@ -19,6 +19,7 @@ from ..access import (
     access_cookie_value,
 )
 from ..errors import NotFound, error_response, wants_json
+from ..images import InvalidImage
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
 from ..storage import get_storage
@@ -175,6 +176,8 @@ def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Re
         source = local or storage.open(key)
     except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
         raise NotFound("This photo's file is missing.") from None
+    except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
+        raise NotFound("This photo cannot be shown.") from None
     handed = None if local is None else accel.handoff_response(
         local, environ=request.environ, download_name=local.name, mimetype="image/jpeg", etag=etag,
         as_attachment=False)

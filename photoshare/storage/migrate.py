@@ -1,5 +1,8 @@
 """Copy the local upload folder into a bucket: `flask --app wsgi storage-migrate --to s3`.
 
+First every photo gets the thumbnail and large view it lacks (older photos made views on first view, and named
+them after their original), made on this machine in the decode budget, so that visitors of the bucket never
+wait for one and no derivative's key gives its original's away.
 Every object is verified by size and sha256 (read back from the store); verified objects are skipped, so a run
 that stopped half-way is simply run again. Nothing local is ever deleted: switching STORAGE_BACKEND and removing
 the old folder stay the operator's decisions.
@@ -83,7 +86,9 @@ def migrate(source: LocalStorage, target: Storage, echo: Callable[[str], None]) 
 @click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
 @with_appcontext
 def storage_migrate_command(backend: str) -> None:
-    """Copy every local file (originals, thumbnails) into the bucket, verified; safe to run again."""
+    """Make older photos' missing thumbnails and views, then copy every local file (originals, thumbnails,
+    views) into the bucket, verified; safe to run again."""
+    from ..albums import make_missing_renditions  # the command sits above the app's rules, like cli.py
     from .s3 import S3Storage
 
     config = current_app.config
@@ -93,6 +98,8 @@ def storage_migrate_command(backend: str) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     source = LocalStorage(config["UPLOAD_DIR"])
+    made = make_missing_renditions(source, click.echo)
+    click.echo(f"made the thumbnail and view of {made} older photos")
     click.echo(f"copying {source.root} to bucket {target.bucket}")
     try:
         report = migrate(source, target, click.echo)
