@@ -111,7 +111,9 @@ def _derive(app: Flask) -> None:
     cfg["BASE_URL"] = cfg["BASE_URL"].rstrip("/")
     cfg["BROKER_URL"] = cfg["CELERY_BROKER_URL"] or cfg["REDIS_URL"]
     cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or cfg["REDIS_URL"] or "memory://"
-    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    # Flask-Limiter would put X-RateLimit-* and Retry-After on every response of a limited route (a 200 with
+    # "Retry-After: 0"); errors.limit_headers gives them to 429s only.
+    cfg["RATELIMIT_HEADERS_ENABLED"] = False
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = _development_secret_key(instance, cfg["PHOTOSHARE_ENV"])
 

@@ -3,7 +3,6 @@
 import sqlite3
 from typing import Any
 
-from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -32,12 +31,6 @@ db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
 migrate = Migrate()  # schema changes ship as Alembic revisions in migrations/
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-
-
-def client_and_share_key() -> str:
-    """Rate-limit key for password attempts: one bucket per client address and share link."""
-    token = (request.view_args or {}).get("token", "")
-    return f"{get_remote_address()}:{token}"
 
 
 @event.listens_for(Engine, "connect")
