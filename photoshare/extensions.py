@@ -5,6 +5,7 @@ from typing import Any
 
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -31,6 +32,7 @@ db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
 migrate = Migrate()  # schema changes ship as Alembic revisions in migrations/
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+login_manager = LoginManager()  # owner sessions; the user loader is in auth.py
 
 
 @event.listens_for(Engine, "connect")
