@@ -103,3 +103,18 @@ def test_flask_db_upgrade_command_keeps_an_installations_data(bare_app, tmp_path
     with bare_app.app_context():
         assert current_revision() == head_revision()
         assert [u.email for u in db.session.query(User)] == ["owner@example.com"]
+
+
+def test_owners_made_before_session_tokens_each_get_their_own(bare_app):
+    import sqlalchemy as sa
+
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="5d7818b17ce4")
+        with db.engine.begin() as connection:
+            for email in ("a@example.com", "b@example.com"):
+                connection.execute(sa.text("INSERT INTO users (email, password_hash, created_at) "
+                                           "VALUES (:email, 'x', CURRENT_TIMESTAMP)"), {"email": email})
+        flask_migrate.upgrade(revision="head")
+        tokens = [user.session_token for user in db.session.query(User)]
+        assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(token) >= 40 for token in tokens)
+        assert schema_differences() == []
