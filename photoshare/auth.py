@@ -85,6 +85,15 @@ def end_sessions(user: User) -> None:
     db.session.commit()
 
 
+def change_password(user: User, current: str, new: str, *, client: str) -> bool:
+    """Set `new` when `current` is the user's password (False otherwise); the current one is a guess like a
+    log-in (a borrowed session must not become a way to find the password), counted the same way."""
+    if authenticate(user.email, current, client=client) is None:
+        return False
+    set_password(user, new)
+    return True
+
+
 def authenticate(email: str, password: str, *, client: str) -> User | None:
     """The user these credentials belong to, or None. The guess is counted per client address and per e-mail
     address (known or not, so that the limit tells nothing about which exist) before anything is checked;

@@ -141,6 +141,17 @@ def test_a_password_change_ends_every_session_of_the_owner(app, live_server, own
     assert sees_albums(live_server, log_in(live_server, password="a new long password")[0])
 
 
+def test_a_password_change_on_the_account_page_ends_the_other_sessions_and_keeps_this_one(live_server, owner):
+    owner_browser, _ = log_in(live_server)
+    thief = copy_of(owner_browser)
+    token = csrf_token(owner_browser.get(f"{live_server.url}/account", timeout=30).text)
+    changed = owner_browser.post(f"{live_server.url}/account", allow_redirects=False, timeout=30, data={
+        "current_password": OWNER_PASSWORD, "new_password": "a new long password", "confirm": "a new long password",
+        "csrf_token": token})
+    assert changed.status_code == 302
+    assert sees_albums(live_server, owner_browser) and not sees_albums(live_server, thief)
+
+
 # ---- guessing ------------------------------------------------------------------------------------------------
 
 
