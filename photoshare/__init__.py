@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
 from .converters import IdConverter
-from .extensions import csrf, db, limiter, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 from .logs import init_logging
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -35,6 +35,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
+    login_manager.init_app(app)
 
     from .storage import init_storage
 
@@ -46,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
+    app.session_interface = auth.SessionCookies()
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(owner_bp)

@@ -14,8 +14,9 @@ from datetime import datetime
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
+from .attempts import Bucket, counted_check
 from .errors import AppError, NotFound
 from .extensions import db
 from .models import Album, ShareLink
@@ -92,14 +93,20 @@ def find_share(token: str) -> ShareLink:
     return link
 
 
-def open_share(token: str, *, password: str | None, cookies: Mapping[str, str], secret_key: str) -> ShareLink:
-    """The share link, once every rule allows this visitor in; raises an AppError otherwise."""
+def open_share(
+    token: str, *, password: str | None, cookies: Mapping[str, str], secret_key: str, client: str
+) -> ShareLink:
+    """The share link, once every rule allows this visitor in; raises an AppError otherwise.
+
+    A password is counted against PASSWORD_RATE_LIMIT per `client` (address) and link before it is checked
+    (TooManyAttempts, 429, once over); a right one is given back, so only wrong guesses use the limit up."""
     link = find_share(token)
     if link.password_hash is None or cookie_grants_access(link, cookies.get(access_cookie_name(link)), secret_key):
         return link
     if not password:
         raise PasswordRequired()
-    if not check_password_hash(link.password_hash, password):
+    bucket = Bucket("share-password", f"{client}:{link.id}", current_app.config["PASSWORD_RATE_LIMIT"])
+    if not counted_check(link.password_hash, password, [bucket]):
         raise WrongPassword()
     return link
 

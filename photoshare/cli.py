@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import albums
 from .access import create_share_link, share_url
-from .auth import create_user
+from .auth import create_user, find_user, set_password
 from .extensions import db
 from .images import InvalidImage
 from .models import Album, User, utcnow
@@ -89,6 +89,22 @@ def create_user_command(email: str, password: str) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created user {user.email}")
+
+
+@click.command("set-password", cls=Command)
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
+@with_appcontext
+def set_password_command(email: str, password: str) -> None:
+    """Give an owner a new password; every browser logged in as them is logged out."""
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {email}")
+    try:
+        set_password(user, password)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"password changed for {user.email}; every session of theirs has ended")
 
 
 @click.command("import-album", cls=Command)
@@ -162,8 +178,8 @@ def create_share_command(
         click.echo(share_url(link.token))
 
 
-COMMANDS = [init_db_command, create_user_command, import_album_command, create_share_command, storage_migrate_command,
-            make_renditions_command]
+COMMANDS = [init_db_command, create_user_command, set_password_command, import_album_command, create_share_command,
+            storage_migrate_command, make_renditions_command]
 
 
 def register(app: Flask) -> None:

@@ -48,7 +48,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "MAX_IMAGE_PIXELS": (150_000_000, int),  # bigger images are refused per file, from the header, before decoding
     "IMAGE_DECODE_MB": (300, int),  # decoded pixels one process holds at once; a bigger image decodes alone
     "GALLERY_PAGE_SIZE": (60, int),
-    "PASSWORD_RATE_LIMIT": ("10 per minute", str),
+    "PASSWORD_RATE_LIMIT": ("10 per minute", str),  # wrong share passwords per client address and link
+    "LOGIN_RATE_LIMIT": ("20 per minute", str),  # wrong owner log-ins per client address
+    "LOGIN_ACCOUNT_RATE_LIMIT": ("100 per hour", str),  # wrong log-ins per e-mail address, from any client
     "DOWNLOAD_ALL_RATE_LIMIT": ("60 per minute", str),
     "RATELIMIT_ENABLED": (True, _bool),
     "REDIS_URL": (None, str),
@@ -130,7 +132,14 @@ def _derive(app: Flask) -> None:
     cfg["BASE_URL"] = cfg["BASE_URL"].rstrip("/")
     cfg["BROKER_URL"] = cfg["CELERY_BROKER_URL"] or cfg["REDIS_URL"]
     cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or cfg["REDIS_URL"] or "memory://"
-    cfg["RATELIMIT_HEADERS_ENABLED"] = True
+    # Flask-Limiter would put X-RateLimit-* and Retry-After on every response of a limited route (a 200 with
+    # "Retry-After: 0"); errors.limit_headers gives them to 429s only.
+    cfg["RATELIMIT_HEADERS_ENABLED"] = False
+    # The owner's session cookie: never sent cross-site by a form post, never read by scripts, and HTTPS-only
+    # when the site is (auth.SessionCookies also marks it Secure on any request that came over HTTPS).
+    cfg["SESSION_COOKIE_SAMESITE"] = cfg.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SECURE"] = bool(cfg.get("SESSION_COOKIE_SECURE")) or cfg["BASE_URL"].startswith("https://")
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = _development_secret_key(instance, cfg["PHOTOSHARE_ENV"])
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from .extensions import limiter
 from .storage.base import StorageError
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,17 @@ def retry_url() -> str:
     return request.path + ("?" + urlencode(args) if args else "")
 
 
+def limit_headers(amount: int, reset_at: float) -> dict[str, str]:
+    """The headers of a 429, and only of a 429 (no other response carries rate-limit headers): the limit that
+    answered, nothing left, and when to come back in whole seconds, at least 1."""
+    return {
+        "X-RateLimit-Limit": str(amount),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(math.ceil(reset_at)),
+        "Retry-After": str(max(1, math.ceil(reset_at - time.time()))),
+    }
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def handle_app_error(exc: AppError) -> Response:
@@ -96,6 +111,9 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         headers = dict(exc.get_headers()) if status in (405, 416, 429) else {}
         headers.pop("Content-Type", None)
+        breached = limiter.current_limit if isinstance(exc, RateLimitExceeded) else None
+        if breached is not None:  # Flask-Limiter's own headers are off: they went on every response of a route
+            headers.update(limit_headers(breached.limit.amount, breached.window.reset_time))
         message = _http_message(exc)
         return error_response(status, _slug(TITLES.get(status, exc.name)), message, headers)
 

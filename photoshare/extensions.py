@@ -3,9 +3,9 @@
 import sqlite3
 from typing import Any
 
-from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -32,12 +32,7 @@ db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
 migrate = Migrate()  # schema changes ship as Alembic revisions in migrations/
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-
-
-def client_and_share_key() -> str:
-    """Rate-limit key for password attempts: one bucket per client address and share link."""
-    token = (request.view_args or {}).get("token", "")
-    return f"{get_remote_address()}:{token}"
+login_manager = LoginManager()  # owner sessions; the user loader is in auth.py
 
 
 @event.listens_for(Engine, "connect")

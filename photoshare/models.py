@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -16,15 +17,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class User(db.Model):
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class User(UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What a session cookie names (Flask-Login's user id): a new one on log-out and on a password change, so
+    # every cookie issued before, copied or not, names nobody.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
 
     albums: Mapped[list[Album]] = relationship(back_populates="owner", cascade="all, delete-orphan")
+
+    def get_id(self) -> str:
+        return self.session_token
 
 
 class Album(db.Model):

@@ -85,3 +85,78 @@ def test_login_attempts_are_rate_limited(client, owner):
     ]
     assert statuses[:20] == [401] * 20
     assert statuses[20] == 429
+
+
+def test_guesses_at_one_account_are_limited_from_any_address_and_unknown_emails_alike(app, owner):
+    from photoshare.auth import create_user
+
+    with app.app_context():
+        create_user("other@example.com", OWNER_PASSWORD)
+    app.config["LOGIN_ACCOUNT_RATE_LIMIT"] = "3 per hour"
+
+    def attempt(email: str, password: str, address: str) -> int:
+        """One log-in from a new browser at `address`."""
+        browser = app.test_client()
+        token = csrf_token(browser.get("/login").get_data(as_text=True))
+        return browser.post("/login", data={"email": email, "password": password, "csrf_token": token},
+                            environ_base={"REMOTE_ADDR": address}).status_code
+
+    right = [attempt(OWNER_EMAIL, OWNER_PASSWORD, "10.0.0.1") for _ in range(4)]  # right passwords are given back
+    owner_guesses = [attempt(OWNER_EMAIL, "wrong guess", f"10.0.1.{i}") for i in range(4)]
+    unknown_guesses = [attempt("nobody@example.com", "wrong guess", f"10.0.2.{i}") for i in range(4)]
+    assert right == [302] * 4
+    assert owner_guesses == unknown_guesses == [401, 401, 401, 429]  # the limit tells nobody which accounts exist
+    assert attempt(f" {OWNER_EMAIL.upper()}", OWNER_PASSWORD, "10.0.3.1") == 429  # same account, however it is typed
+    assert attempt("other@example.com", OWNER_PASSWORD, "10.0.3.1") == 302  # other accounts are not affected
+
+
+def test_too_many_log_ins_get_the_429_page_with_retry_after(client, owner):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    for _ in range(20):
+        client.post("/login", data={"email": OWNER_EMAIL, "password": "wrong guess", "csrf_token": token})
+    refused = client.post("/login", data={"email": OWNER_EMAIL, "password": OWNER_PASSWORD, "csrf_token": token})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 429 and "Too many attempts" in html and "/static/css/app.css" in html
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60 and refused.headers["X-RateLimit-Limit"] == "20"
+    assert client.get("/albums").status_code == 302
+
+
+# ---- the Account page: a new password --------------------------------------------------------------------------
+
+
+def change_password(client, current: str, new: str, confirm: str | None = None):
+    token = csrf_token(client.get("/account").get_data(as_text=True))
+    return client.post("/account", data={"current_password": current, "new_password": new,
+                                         "confirm": new if confirm is None else confirm, "csrf_token": token})
+
+
+def test_account_page_changes_the_password_given_the_current_one(app, client, owner):
+    login(client)
+    html = client.get("/albums").get_data(as_text=True)
+    assert 'href="/account"' in html
+    form = client.get("/account").get_data(as_text=True)
+    assert 'autocomplete="current-password"' in form and form.count('autocomplete="new-password"') == 2
+    response = change_password(client, OWNER_PASSWORD, "a brand new password")
+    assert response.status_code == 302 and response.headers["Location"] == "/account"
+    assert "Password changed" in client.get("/account").get_data(as_text=True)  # this browser stays logged in
+    assert login(app.test_client()).status_code == 401
+    assert login(app.test_client(), password="a brand new password").status_code == 302
+
+
+def test_account_page_refuses_a_wrong_current_password_or_a_bad_new_one(app, client, owner):
+    login(client)
+    wrong = change_password(client, "not my password", "a brand new password")
+    assert wrong.status_code == 403 and "That is not your current password." in wrong.get_data(as_text=True)
+    differ = change_password(client, OWNER_PASSWORD, "a brand new password", confirm="something else")
+    assert differ.status_code == 400 and "The two new passwords differ." in differ.get_data(as_text=True)
+    short = change_password(client, OWNER_PASSWORD, "short")
+    assert short.status_code == 400 and "Use 8 to 128 characters." in short.get_data(as_text=True)
+    assert login(app.test_client()).status_code == 302  # still the old password
+
+
+def test_account_page_needs_a_login_and_csrf(app, client, owner):
+    assert client.get("/account").headers["Location"] == "/login?next=/account"
+    login(client)
+    refused = client.post("/account", data={"current_password": OWNER_PASSWORD, "new_password": "a brand new one",
+                                            "confirm": "a brand new one"})
+    assert refused.status_code == 400 and login(app.test_client()).status_code == 302

@@ -84,6 +84,39 @@ def test_bad_create_user_is_one_line(app, runner, owner, args, exit_code, messag
         assert db.session.query(User).count() == 1
 
 
+def test_set_password_changes_it_and_ends_every_session(app, runner, owner):
+    with app.app_context():
+        before = db.session.get(User, owner).session_token
+    result = runner.invoke(args=["set-password", OWNER_EMAIL.upper(), "--password", "a new long one"])
+    assert result.exit_code == 0
+    assert result.stdout == f"password changed for {OWNER_EMAIL}; every session of theirs has ended\n"
+    with app.app_context():
+        user = db.session.get(User, owner)
+        assert check_password_hash(user.password_hash, "a new long one") and user.session_token != before
+
+
+def test_set_password_asks_twice_without_echo_when_not_given(app, runner, owner):
+    result = runner.invoke(args=["set-password", OWNER_EMAIL], input="typed not shown\ntyped not shown\n")
+    assert result.exit_code == 0 and "typed not shown" not in result.output
+    with app.app_context():
+        assert check_password_hash(db.session.get(User, owner).password_hash, "typed not shown")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["set-password", "nobody@example.com", "--password", "long enough"], "no user nobody@example.com"),
+        (["set-password", OWNER_EMAIL, "--password", "short"], "at least 8 characters"),
+    ],
+)
+def test_bad_set_password_is_one_line_and_changes_nothing(app, runner, owner, args, message):
+    with app.app_context():
+        before = db.session.get(User, owner).password_hash
+    assert_one_line_error(runner.invoke(args=args), 1, message)
+    with app.app_context():
+        assert db.session.get(User, owner).password_hash == before
+
+
 # ---- import-album -----------------------------------------------------------------------------------------
 
 

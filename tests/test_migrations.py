@@ -160,3 +160,18 @@ def test_existing_photos_get_random_rendition_names_of_their_own(bare_app):
             names = [row[0] for row in connection.execute(text("SELECT rendition_name FROM photos"))]
         assert len(set(names)) == 3 and all(len(name) == 32 and "stem" not in name for name in names)
         assert schema_differences() == []
+
+
+def test_owners_made_before_session_tokens_each_get_their_own(bare_app):
+    import sqlalchemy as sa
+
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="5d7818b17ce4")
+        with db.engine.begin() as connection:
+            for email in ("a@example.com", "b@example.com"):
+                connection.execute(sa.text("INSERT INTO users (email, password_hash, created_at) "
+                                           "VALUES (:email, 'x', CURRENT_TIMESTAMP)"), {"email": email})
+        flask_migrate.upgrade(revision="head")
+        tokens = [user.session_token for user in db.session.query(User)]
+        assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(token) >= 40 for token in tokens)
+        assert schema_differences() == []

@@ -64,8 +64,9 @@ def test_password_link_needs_the_password_and_never_shows_it(app, owner_client, 
     assert "Password protected" in html and "s3cret pass" not in html
     with app.app_context():
         with pytest.raises(PasswordRequired):
-            open_share(link.token, password=None, cookies={}, secret_key=app.config["SECRET_KEY"])
-        assert open_share(link.token, password="s3cret pass", cookies={}, secret_key=app.config["SECRET_KEY"])
+            open_share(link.token, password=None, cookies={}, secret_key=app.config["SECRET_KEY"], client="127.0.0.1")
+        assert open_share(link.token, password="s3cret pass", cookies={}, secret_key=app.config["SECRET_KEY"],
+                          client="127.0.0.1")
 
 
 def test_link_expiring_in_hours_or_days(app, owner_client, album_id):

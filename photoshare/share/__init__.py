@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, request
+from flask_limiter.util import get_remote_address
 
-from ..access import WrongPassword, open_share
+from ..access import open_share
 from ..downloads import Delivery
-from ..extensions import client_and_share_key, limiter
 from ..models import ShareLink, increment
 
 pages_bp = Blueprint("share", __name__)
 api_bp = Blueprint("share_api", __name__, url_prefix="/api/share")
-
-# Wrong passwords count against one bucket per client address and link; right ones cost nothing.
-password_attempts = limiter.shared_limit(
-    lambda: current_app.config["PASSWORD_RATE_LIMIT"],
-    scope="share-password",
-    key_func=client_and_share_key,
-    deduct_when=lambda response: bool(g.get("wrong_password")),
-)
 
 
 def supplied_password() -> str | None:
@@ -29,14 +21,12 @@ def supplied_password() -> str | None:
 
 
 def visitor_share(token: str) -> ShareLink:
-    """The share link this request may open (rules in `access`); notes a wrong password for the limiter."""
-    try:
-        return open_share(
-            token, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"]
-        )
-    except WrongPassword:
-        g.wrong_password = True
-        raise
+    """The share link this request may open (rules in `access`, which also counts password guesses per client
+    address and link: any route that reads a password is a place to guess one)."""
+    return open_share(
+        token, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"],
+        client=get_remote_address(),
+    )
 
 
 def count_download(link: ShareLink) -> Callable[[Delivery], None]:

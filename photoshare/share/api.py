@@ -1,7 +1,7 @@
 """The share API: album JSON and the download endpoints (one photo, or the whole album as a ZIP).
 
-Every route opens the share through `visitor_share` (password, expiry, revocation) under the
-`password_attempts` limiter; downloads also need the link's downloads-allowed flag.
+Every route opens the share through `visitor_share` (password, expiry, revocation, password guesses counted);
+downloads also need the link's downloads-allowed flag.
 
 A download counts on the link when a response delivers the last byte of the file (`Delivery.finished_file`),
 checked as the server closes the body. So a full download counts once; a download resumed with `curl -C -`,
@@ -25,7 +25,7 @@ from ..errors import AppError
 from ..extensions import limiter
 from ..models import ShareLink
 from ..storage import get_storage
-from . import api_bp, count_download, gallery, password_attempts, visitor_share
+from . import api_bp, count_download, gallery, visitor_share
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
 # for a download manager splitting the archive into 8 ranges and resuming each a few times.
@@ -40,7 +40,6 @@ class PhotoUnavailable(AppError):
 
 
 @api_bp.get("/<token>")
-@password_attempts
 def album(token: str) -> Response:
     """The shared album: totals, version (changes with the archive's bytes) and every photo's download URL."""
     link = visitor_share(token)
@@ -50,7 +49,6 @@ def album(token: str) -> Response:
 
 
 @api_bp.get("/<token>/download/<int:photo_id>")
-@password_attempts
 def download_photo(token: str, photo_id: int) -> Response:
     """The original file under its original name, resumable (Range, If-Range), ETag from its sha256.
     With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
@@ -80,7 +78,6 @@ def download_photo(token: str, photo_id: int) -> Response:
 
 @api_bp.get("/<token>/download-all")
 @download_all_limit
-@password_attempts
 def download_all(token: str) -> Response:
     """Every photo in one byte-stable ZIP, named after the album; the same version always gives the same bytes,
     so ranges and resumes from any worker fit together."""

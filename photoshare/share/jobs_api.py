@@ -1,6 +1,6 @@
 """The share API for prepared downloads: start or join a preparation, and poll its progress.
 
-Same password rules as every share endpoint (`visitor_share`, `password_attempts`); the logic is in `jobs`.
+Same password rules as every share endpoint (`visitor_share`); the logic is in `jobs`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .. import jobs
 from ..access import require_downloads
 from ..extensions import limiter
 from ..jobs import notify
-from . import api_bp, password_attempts, visitor_share
+from . import api_bp, visitor_share
 
 
 def requested_email() -> str:
@@ -36,7 +36,6 @@ def _json(data: dict, status: int = 200) -> Response:
 
 
 @api_bp.post("/<token>/prepare-download")
-@password_attempts
 @notify_requests
 def prepare_download(token: str) -> Response:
     """Start (or join) the background build of the album's ZIP: 202 while it runs, 200 with the link when a
@@ -50,7 +49,6 @@ def prepare_download(token: str) -> Response:
 
 
 @api_bp.get("/<token>/download-status/<job_id>")
-@password_attempts
 def download_status(token: str, job_id: str) -> Response:
     """Where the preparation stands: status, progress 0-100, the signed link when ready, the error if failed."""
     link = visitor_share(token)

@@ -1,7 +1,7 @@
 """Visitor pages: the gallery of a share link, its password gate, and the images the gallery shows.
 
-Every route goes through `visitor_share` (the access rules) and the `password_attempts` limiter: any route
-that reads a password (`?password=` included) is a place to guess one.
+Every route goes through `visitor_share` (the access rules, which count password guesses): any route that
+reads a password (`?password=` included) is a place to guess one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..images import InvalidImage
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
 from ..storage import get_storage
-from . import gallery, pages_bp, password_attempts, visitor_share
+from . import gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
@@ -32,7 +32,6 @@ pages_bp.add_app_template_filter(lambda n: f"{n:,}", "thousands")
 
 
 @pages_bp.get("/s/<token>", endpoint="gallery")
-@password_attempts
 def gallery_page(token: str) -> Response:
     """The album as the visitor sees it: one page of tiles, totals, download buttons, the viewer."""
     link = visitor_share(token)
@@ -56,7 +55,6 @@ def gallery_page(token: str) -> Response:
 
 
 @pages_bp.post("/s/<token>")
-@password_attempts
 def unlock(token: str) -> Response:
     """The password form: the right password earns this browser a cookie for this share only."""
     link = visitor_share(token)
@@ -64,7 +62,6 @@ def unlock(token: str) -> Response:
 
 
 @pages_bp.get("/s/<token>/photos")
-@password_attempts
 def photos_fragment(token: str) -> Response:
     """The next page's tiles as an HTML fragment, for "Load more" and infinite scrolling."""
     link = visitor_share(token)
@@ -75,7 +72,6 @@ def photos_fragment(token: str) -> Response:
 
 
 @pages_bp.get("/s/<token>/thumb/<int:photo_id>")
-@password_attempts
 def thumbnail(token: str, photo_id: int) -> Response:
     """A grid thumbnail, made again from the original if it went missing."""
     link = visitor_share(token)
@@ -85,7 +81,6 @@ def thumbnail(token: str, photo_id: int) -> Response:
 
 
 @pages_bp.get("/s/<token>/view/<int:photo_id>")
-@password_attempts
 def view(token: str, photo_id: int) -> Response:
     """The large view (VIEW_SIZE on its long side) the viewer shows; made on first use, then kept."""
     link = visitor_share(token)

@@ -17,7 +17,7 @@ from ..errors import error_response, wants_json
 from ..extensions import db
 from ..jobs import links, notify
 from ..models import ShareLink
-from . import count_download, gallery, pages_bp, password_attempts, visitor_share
+from . import count_download, gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
@@ -27,7 +27,6 @@ def prepare_page_url(token: str) -> str:
 
 
 @pages_bp.get("/s/<token>/prepare")
-@password_attempts
 def prepare_page(token: str) -> Response:
     """The progress bar of "Download all" for a large album; the download starts by itself when ready."""
     link = visitor_share(token)

@@ -96,6 +96,14 @@ def visit_owner_pages(page, site, viewport: str) -> dict[str, list[str]]:
     check("owner-album")
     page.goto(f"{site.url}/albums/{site.album_id}/shares")
     check("owner-shares")
+    page.get_by_role("link", name="Account").click()
+    check("owner-account")
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password", exact=True).fill("a long new password")
+    page.get_by_label("New password again").fill("a long new password")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.locator(".owner-field-error")).to_have_text("That is not your current password.")
+    check("owner-account-error")
     return problems
 
 
