@@ -26,6 +26,16 @@ HUGE = "9" * 4301  # one digit past Python's int-string conversion limit
 TOO_BIG_FOR_SQLITE = "9" * 23
 
 
+
+def sign_in(client, app, user_id: int) -> None:
+    """An owner's session as Flask-Login keeps it (keyed by the user's session token), without the log-in form."""
+    from photoshare.models import User
+
+    with app.app_context():
+        session_token = db.session.get(User, user_id).session_token
+    with client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = session_token, True
+
 def test_malformed_numbers_get_a_4xx_from_gunicorn_and_log_no_traceback(app, make_album, make_share, live_server):
     token = make_share(make_album(count=1))
     url, api = live_server.url, f"{live_server.url}/api/share/{token}"
@@ -61,8 +71,7 @@ def test_malformed_numbers_get_a_4xx_from_gunicorn_and_log_no_traceback(app, mak
 
 
 def test_an_id_too_big_for_the_database_is_a_404_on_the_owner_pages_too(client, owner, make_album):
-    with client.session_transaction() as session:
-        session["user_id"] = owner
+    sign_in(client, client.application, owner)
     album_id = make_album(count=1)
     assert client.get(f"/albums/{album_id}").status_code == 200
     for path in (f"/albums/{TOO_BIG_FOR_SQLITE}", f"/albums/{(1 << 63) - 1}", f"/albums/{1 << 31}", f"/albums/{album_id}/photos/{1 << 63}/thumbnail",
@@ -220,8 +229,7 @@ def test_no_route_answers_a_strange_id_or_token_with_a_500(route_app, data):
             value = data.draw(_ID_TEXT, label=name)
         path = path.replace(placeholder, quote(value, safe=""), 1)
     client = route_app.test_client()
-    with client.session_transaction() as session:
-        session["user_id"] = route_app.config["TEST_USER"]
+    sign_in(client, route_app, route_app.config["TEST_USER"])
     reply = client.open(path, method=method)
     assert reply.status_code < 500, (method, path, reply.status_code)
 
@@ -230,8 +238,7 @@ def test_no_route_answers_a_strange_id_or_token_with_a_500(route_app, data):
 
 def owner_client(route_app):
     client = route_app.test_client()
-    with client.session_transaction() as session:
-        session["user_id"] = route_app.config["TEST_USER"]
+    sign_in(client, route_app, route_app.config["TEST_USER"])
     return client
 
 

@@ -60,6 +60,9 @@ def test_next_never_leads_off_the_site(live_server, owner):
     locations = {}
     for raw_next in BYPASSES:
         _, response = log_in(live_server, query=f"?next={raw_next}")
+        if "%00" in raw_next:  # a NUL in any field is refused before the view runs (bad_input.py)
+            assert response.status_code == 400 and "Location" not in response.headers
+            continue
         assert response.status_code == 302, (raw_next, response.text[:500])
         locations[raw_next] = location = response.headers["Location"]
         # Read as a browser would: tabs and newlines dropped, "\" as "/", resolved against the page's address.
