@@ -18,10 +18,11 @@ from flask import current_app
 
 from .. import albums
 from ..archive import ArchiveSourceError, write_archive
+from ..delivery import bucket, cache
 from ..extensions import db
 from ..models import Album
 from ..storage import StorageError, get_storage
-from . import bucket, cache, notify, store
+from . import notify, store
 from .runners import get_runner
 
 log = logging.getLogger(__name__)

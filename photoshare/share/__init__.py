@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, current_app, g, request
 
 from ..access import WrongPassword, open_share
-from ..downloads import Delivery
+from ..delivery import Delivery
 from ..extensions import client_and_share_key, limiter
 from ..models import ShareLink, increment
 
