@@ -155,7 +155,7 @@ COMMANDS = [init_db_command, create_user_command, import_album_command, create_s
 
 
 def register(app: Flask) -> None:
-    from .demo import demo_command
-
-    for command in [*COMMANDS, demo_command]:
+    """The commands here; `flask demo` (demo.py, built on `Command`) is registered by create_app, so this
+    module never imports the one that imports it."""
+    for command in COMMANDS:
         app.cli.add_command(command)

@@ -18,7 +18,8 @@ from ..errors import error_response
 from ..extensions import db
 from ..models import Album
 from . import store
-from .runners import EXTENSION, CeleryRunner, EmbeddedRunner, get_runner
+from .current import EXTENSION, get_runner
+from .runners import CeleryRunner, EmbeddedRunner
 from .service import (
     JobNotFound,
     JobsUnavailable,

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Album
 from ..storage import StorageError, get_storage
 from . import notify, store
-from .runners import get_runner
+from .current import get_runner
 
 log = logging.getLogger(__name__)
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}

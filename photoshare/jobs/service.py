@@ -20,7 +20,7 @@ from ..errors import AppError, NotFound
 from ..extensions import db
 from ..models import Album, DownloadJob, ShareLink
 from . import notify, store
-from .runners import get_runner
+from .current import get_runner
 from .sweep import fail_if_stuck, resend_if_orphaned
 
 log = logging.getLogger(__name__)

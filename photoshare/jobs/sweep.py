@@ -26,7 +26,7 @@ from ..extensions import db
 from ..models import Album, DownloadJob, DownloadNotice, utcnow
 from ..storage import StorageError
 from . import store
-from .runners import get_runner
+from .current import get_runner
 
 log = logging.getLogger(__name__)
 JOB_HISTORY = timedelta(days=7)
