@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
-from .delivery.redirects import cdn_base_url
+from .delivery import cdn_base_url
 
 # Everything not listed is refused (default-src 'none'): no plugins, frames, workers or media.
 _POLICY = {
