@@ -46,6 +46,7 @@ PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares
 
 test: system-deps dev-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 tests
 	PHOTOSHARE_TEST_POSTGRES=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=300 $(PG_TESTS)
 

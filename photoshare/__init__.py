@@ -43,7 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Before any blueprint adds its rules: every `<int:…>` is an id the database can hold (converters.py).
     app.url_map.converters["int"] = IdConverter
 
-    from . import auth, bad_input, cli, errors, headers, health, jobs
+    from . import auth, bad_input, cli, demo, errors, headers, health, jobs
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
@@ -58,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     headers.init_app(app)  # CSP, frame, sniffing, referrer and HSTS headers on every response
     bad_input.init_app(app)  # a NUL character in any query or form field is a 400 (PostgreSQL refuses it)
     cli.register(app)
+    app.cli.add_command(demo.demo_command)
     jobs.init_jobs(app)  # background ZIP preparation, the ZIP cache, `flask cleanup`
 
     @app.get("/")

@@ -104,7 +104,7 @@ class ShareLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     view_count: Mapped[int] = mapped_column(Integer, default=0)
     # Downloads asked for from the first byte, and downloads whose last byte the client acknowledged
-    # (downloads.Delivery started_file / finished_file): the difference gave up on the way.
+    # (delivery.Delivery started_file / finished_file): the difference gave up on the way.
     download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import posixpath
 import re
 import unicodedata
+from urllib.parse import quote
 
 MAX_NAME_CHARS = 200  # the database column holds 255: room to spare, and the ZIP entry limit is 200 too
 MAX_EXTENSION_CHARS = 16  # a longer "extension" (`a.<300 characters>`) is part of the name, not kept whole
@@ -24,6 +25,8 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Lone surrogates: undecodable bytes in a file system name (import-album). They cannot be stored or encoded.
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# What an old client's plain `filename="…"` must not carry: anything but printable ASCII, quotes, `\`, `%`, `;`.
+_FALLBACK_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\%;]')
 
 
 def clean_text(text: str) -> str:
@@ -65,3 +68,31 @@ def fit(name: str, limit: int, *, in_bytes: bool = False) -> str:
 
 def utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+def content_disposition(name: str, as_attachment: bool = True) -> str:
+    """`attachment; filename="ascii"; filename*=UTF-8''…` (RFC 6266): every browser gets a usable name.
+
+    `filename*` carries the name exactly as photo_name keeps it (quotes, `;`, emoji and all), so no
+    folder, control character (a header break) or bidi control ever reaches a header, whoever calls this.
+    """
+    kind = "attachment" if as_attachment else "inline"
+    name = photo_name(name, fallback="download")
+    fallback = ascii_filename(name)
+    value = f'{kind}; filename="{fallback}"'
+    if fallback != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='!#$&+-.^_`|~')}"
+    return value
+
+
+def ascii_filename(name: str) -> str:
+    """A plain-ASCII stand-in for `name` for old clients: accents dropped, other characters as `_`."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    simple = re.sub(r"_+", "_", _FALLBACK_UNSAFE.sub("_", stripped)).strip()
+    stem, dot, ext = simple.rpartition(".")
+    if not dot:
+        stem, ext = simple, ""
+    if not stem.strip("_. "):
+        stem = "download"
+    return f"{stem}.{ext}" if ext else stem

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from werkzeug.http import parse_range_header
 
 from photoshare import create_app
-from photoshare.downloads import normalise_range
+from photoshare.delivery.ranges import normalise_range
 from photoshare.extensions import db
 from tests.conftest import base_config
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from photoshare.accel import LOCATIONS
 from photoshare.config import SETTINGS
+from photoshare.delivery.accel import LOCATIONS
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -1,4 +1,4 @@
-"""One photo: `GET|HEAD /api/share/<token>/download/<id>`, the share rules, and downloads.serve_file itself."""
+"""One photo: `GET|HEAD /api/share/<token>/download/<id>`, the share rules, and sendfile.serve_file itself."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.http import http_date
 from werkzeug.test import EnvironBuilder
 
-from photoshare import albums, downloads
+from photoshare import albums, names
 from photoshare.access import revoke_share_link
+from photoshare.delivery import ranges, sendfile
 from photoshare.extensions import db
 from photoshare.models import Album, Photo, ShareLink, utcnow
 from photoshare.storage import get_storage
@@ -101,7 +102,7 @@ def test_unicode_filename_gets_an_ascii_fallback_and_a_utf8_filename_star(app, c
     ],
 )
 def test_content_disposition_quotes_safely(name: str, header: str):
-    assert downloads.content_disposition(name) == header
+    assert names.content_disposition(name) == header
 
 
 def test_head_gives_the_headers_and_no_body(client, shared):
@@ -305,15 +306,15 @@ def test_a_range_near_the_end_seeks_instead_of_reading_what_comes_before(tmp_pat
     path.write_bytes(os.urandom(8 * 1024 * 1024))
     source = CountingFile(path)
     environ = EnvironBuilder(headers={"Range": "bytes=8000000-"}).get_environ()
-    closed: list[downloads.Delivery] = []
-    response = downloads.serve_file(
+    closed: list[ranges.Delivery] = []
+    response = sendfile.serve_file(
         source, environ=environ, download_name="big.bin", mimetype="application/octet-stream", etag="e1",
         last_modified=utcnow(), on_close=closed.append,
     )
     body = b"".join(response.response)
     response.response.close()
     assert body == path.read_bytes()[8_000_000:] and source.bytes_read == len(body)
-    assert closed == [downloads.Delivery("GET", 206, 8_000_000, path.stat().st_size, path.stat().st_size, True)]
+    assert closed == [ranges.Delivery("GET", 206, 8_000_000, path.stat().st_size, path.stat().st_size, True)]
 
 
 def test_chunks_are_at_most_64_kib_and_the_server_wrapper_is_used(tmp_path: Path):
@@ -326,22 +327,22 @@ def test_chunks_are_at_most_64_kib_and_the_server_wrapper_is_used(tmp_path: Path
         return iter(lambda: filelike.read(block_size), b"")
 
     environ = EnvironBuilder().get_environ() | {"wsgi.file_wrapper": file_wrapper}
-    response = downloads.serve_file(
+    response = sendfile.serve_file(
         path, environ=environ, download_name="f.bin", mimetype="application/octet-stream", etag="e",
         last_modified=utcnow(),
     )
     chunks = list(response.response)
-    assert wrapped == [downloads.CHUNK_SIZE] and max(map(len, chunks)) == downloads.CHUNK_SIZE
+    assert wrapped == [sendfile.CHUNK_SIZE] and max(map(len, chunks)) == sendfile.CHUNK_SIZE
     assert b"".join(chunks) == path.read_bytes()
 
 
 def test_cleanup_runs_once_even_when_the_range_is_refused(tmp_path: Path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * 100)
-    closed: list[downloads.Delivery] = []
+    closed: list[ranges.Delivery] = []
     environ = EnvironBuilder(headers={"Range": "bytes=500-"}).get_environ()
     with pytest.raises(RequestedRangeNotSatisfiable):
-        downloads.serve_file(
+        sendfile.serve_file(
             path, environ=environ, download_name="f.bin", mimetype="text/plain", etag="e",
             last_modified=utcnow(), on_close=closed.append,
         )
@@ -363,4 +364,4 @@ def test_cleanup_runs_once_even_when_the_range_is_refused(tmp_path: Path):
     ],
 )
 def test_range_header_is_put_right_before_werkzeug_reads_it(header: str, normalised: str | None):
-    assert downloads.normalise_range(header, 1000) == normalised
+    assert ranges.normalise_range(header, 1000) == normalised

@@ -18,8 +18,9 @@ import pytest
 from photoshare import albums, create_app
 from photoshare.access import create_share_link
 from photoshare.auth import create_user
+from photoshare.delivery import links
 from photoshare.extensions import db
-from photoshare.jobs import links, store
+from photoshare.jobs import store
 from photoshare.models import Album, User
 from tests.conftest import LiveServer, base_config, free_port, make_jpeg
 from tests.jobs_support import (

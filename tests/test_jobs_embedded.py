@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from photoshare import albums
+from photoshare.delivery import cache, links
 from photoshare.extensions import db
-from photoshare.jobs import cache, links, store
+from photoshare.jobs import store
 from photoshare.models import Album, DownloadJob, utcnow
 from tests.conftest import LiveServer, make_jpeg
 from tests.jobs_support import (

@@ -25,11 +25,12 @@ import requests
 from photoshare import albums
 from photoshare.access import create_share_link, revoke_share_link
 from photoshare.archive import write_archive
-from photoshare.downloads import content_disposition
+from photoshare.delivery import bucket, links
 from photoshare.extensions import db
-from photoshare.jobs import bucket, links, store
+from photoshare.jobs import store
 from photoshare.jobs.sweep import sweep
 from photoshare.models import Album, DownloadJob, Photo, ShareLink, User, utcnow
+from photoshare.names import content_disposition
 from photoshare.storage import LocalStorage, get_storage
 from photoshare.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage
 from tests.conftest import S3_TEST_KEYS, LiveServer, MotoServer, csrf_token, make_jpeg

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from photoshare import albums
+from photoshare.delivery import bucket
 from photoshare.extensions import db
-from photoshare.jobs import bucket
 from photoshare.models import Album, Photo
 from photoshare.storage import get_storage
 from tests.conftest import S3_TEST_KEYS, LiveServer, MotoServer, make_jpeg

@@ -25,9 +25,9 @@ from photoshare import albums, create_app
 from photoshare.archive import plan_archive, write_archive
 from photoshare.auth import create_user
 from photoshare.config import ConfigError
-from photoshare.downloads import content_disposition
 from photoshare.extensions import db
 from photoshare.models import Photo
+from photoshare.names import content_disposition
 from photoshare.storage import LocalStorage, StorageError, get_storage
 from photoshare.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage
 from tests.conftest import ROOT, S3_TEST_KEYS, MotoServer, base_config, free_port, make_jpeg

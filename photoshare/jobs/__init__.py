@@ -13,23 +13,20 @@ from typing import Any
 from flask import Flask, Response
 
 from .. import albums
+from ..delivery import cache
 from ..errors import error_response
 from ..extensions import db
 from ..models import Album
-from . import cache, store
-from .bucket import StoredArchive
-from .cache import CachedArchive
-from .runners import EXTENSION, CeleryRunner, EmbeddedRunner, get_runner
+from . import store
+from .current import EXTENSION, get_runner
+from .runners import CeleryRunner, EmbeddedRunner
 from .service import (
     JobNotFound,
     JobsUnavailable,
     JobView,
-    cached_archive,
-    cached_response,
     needs_preparation,
     open_prepared,
     prepare,
-    serve_archive,
     status,
 )
 from .sweep import cleanup_command, remove_temp_leftovers, sweep
@@ -37,19 +34,14 @@ from .sweep import cleanup_command, remove_temp_leftovers, sweep
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CachedArchive",
     "JobNotFound",
     "JobView",
     "JobsUnavailable",
-    "StoredArchive",
-    "cached_archive",
-    "cached_response",
     "get_runner",
     "init_jobs",
     "needs_preparation",
     "open_prepared",
     "prepare",
-    "serve_archive",
     "status",
     "sweep",
 ]

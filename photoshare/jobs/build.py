@@ -18,11 +18,12 @@ from flask import current_app
 
 from .. import albums
 from ..archive import ArchiveSourceError, write_archive
+from ..delivery import bucket, cache
 from ..extensions import db
 from ..models import Album
 from ..storage import StorageError, get_storage
-from . import bucket, cache, notify, store
-from .runners import get_runner
+from . import notify, store
+from .current import get_runner
 
 log = logging.getLogger(__name__)
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}

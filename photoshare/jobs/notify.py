@@ -17,10 +17,10 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from ..access import ShareGone, ShareNotFound, find_share
+from ..delivery import links
 from ..errors import AppError
 from ..extensions import db
 from ..models import Album, DownloadJob, DownloadNotice, ShareLink, utcnow
-from . import links
 
 log = logging.getLogger(__name__)
 MAX_NOTICES_PER_JOB = 20

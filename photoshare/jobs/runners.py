@@ -17,37 +17,14 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from flask import Flask, current_app
+from flask import Flask
+
+from .current import BuildLock
 
 log = logging.getLogger(__name__)
-EXTENSION = "photoshare.jobs"
 SweepTask = Literal["sweep", "temp"]  # everything (embedded) | this machine's temp leftovers only (Celery web)
-
-
-class BuildLock(Protocol):
-    def acquire(self, timeout: float, on_wait: Callable[[], object]) -> bool: ...
-
-    def extend(self) -> None: ...
-
-    def release(self) -> None: ...
-
-
-class Runner(Protocol):
-    mode: str
-
-    def dispatch_build(self, job_id: str) -> None: ...
-
-    def dispatch_notices(self, job_id: str) -> None: ...
-
-    def build_lock(self, album_id: int, version: str) -> BuildLock: ...
-
-    def ensure_started(self) -> None: ...
-
-
-def get_runner(app: Flask | None = None) -> Runner:
-    return (app or current_app).extensions[EXTENSION]
 
 
 def _wait_loop(try_once: Callable[[], bool], timeout: float, on_wait: Callable[[], object]) -> bool:

@@ -11,18 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from werkzeug.wrappers import Response
 
 from .. import delivery
 from ..access import find_share, require_downloads
 from ..albums import EMPTY_VERSION, EmptyAlbum
-from ..archive_files import archive_etag
-from ..downloads import OnClose, serve_file
+from ..delivery import cache, links
 from ..errors import AppError, NotFound
 from ..extensions import db
 from ..models import Album, DownloadJob, ShareLink
-from . import bucket, cache, links, notify, store
-from .runners import get_runner
+from . import notify, store
+from .current import get_runner
 from .sweep import fail_if_stuck, resend_if_orphaned
 
 log = logging.getLogger(__name__)
@@ -79,7 +77,7 @@ def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
     runner = get_runner()
     runner.ensure_started()
     for _attempt in range(3):
-        size = _cached_size(album.id, album.version)
+        size = delivery.prepared_size(album.id, album.version)
         job, created = store.create_or_join(album.id, album.version, ready_size=size)
         if _settle(job):
             break
@@ -121,22 +119,12 @@ def view(job: DownloadJob, link: ShareLink) -> JobView:
     return result
 
 
-def _cached_size(album_id: int, version: str) -> int | None:
-    if bucket.in_bucket():
-        found = bucket.find_fresh(album_id, version)
-        return found.size if found is not None else None
-    try:
-        return cache.archive_path(album_id, version).stat().st_size
-    except FileNotFoundError:
-        return None
-
-
 def _settle(job: DownloadJob) -> bool:
     """Bring the job's stored state in line with the facts; True when it can still be joined."""
     if job.status == store.PROCESSING and store.is_stale(job):
         fail_if_stuck(job)
         return False
-    if job.status == store.READY and not _has_archive(job.album_id, job.album_version):
+    if job.status == store.READY and not delivery.has_prepared(job.album_id, job.album_version):
         store.retire_version(job.album_id, job.album_version, store.EXPIRED, statuses=(store.READY,))
         return False
     if job.status == store.QUEUED:
@@ -144,61 +132,7 @@ def _settle(job: DownloadJob) -> bool:
     return job.status != store.FAILED
 
 
-def _has_archive(album_id: int, version: str) -> bool:
-    if bucket.in_bucket():
-        return bucket.find_fresh(album_id, version) is not None
-    return cache.has_archive(album_id, version)
-
-
-def cached_archive(album: Album) -> cache.CachedArchive | bucket.StoredArchive | None:
-    """For the synchronous "Download all": the prepared ZIP of the album's current version, if there is one
-    (locked on disk, or fresh in the bucket)."""
-    if bucket.in_bucket():
-        return bucket.find_fresh(album.id, album.version)
-    return cache.cached_archive(album)
-
-
-def serve_archive(
-    cached: cache.CachedArchive | bucket.StoredArchive,
-    album: Album,
-    *,
-    environ: dict[str, Any],
-    download_name: str,
-    on_close: OnClose | None = None,
-) -> Response:
-    """A cached archive as a resumable download, validators exactly as phase 1's "Download all" (the ETag is
-    the album version's). The response owns the file and its shared lock until the server closes it.
-
-    An archive in the bucket is a 302 to a presigned URL instead (its lifetime is `cached.url_seconds`),
-    counted as `delivery.hand_over` says; Range and resume then go to the store."""
-    if isinstance(cached, bucket.StoredArchive):
-        method = "HEAD" if environ.get("REQUEST_METHOD", "GET").upper() == "HEAD" else "GET"
-        url = bucket.presigned_url(cached, download_name=download_name, method=method)
-        return delivery.hand_over(url, environ=environ, size=cached.size, on_close=on_close)
-    return serve_file(
-        cached.file,
-        environ=environ,
-        download_name=download_name,
-        mimetype="application/zip",
-        etag=archive_etag(album.version),
-        last_modified=album.updated_at,
-        size=cached.size,
-        on_close=on_close,
-        dated_if_range=False,  # as archive_files.archive_response: only the ETag names an archive's bytes
-    )
-
-
-def cached_response(
-    album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None
-) -> Response | None:
-    """For the synchronous "Download all": the cached ZIP of the album as it is now, or None to build one."""
-    cached = cached_archive(album)
-    if cached is None:
-        return None
-    return serve_archive(cached, album, environ=environ, download_name=download_name, on_close=on_close)
-
-
-def open_prepared(token: str) -> tuple[ShareLink, Album, cache.CachedArchive | bucket.StoredArchive]:
+def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
     """The share, album and locked cached archive (or the archive in the bucket, with a URL lifetime within
     the link's) a signed download link names.
 
@@ -222,7 +156,7 @@ def open_prepared(token: str) -> tuple[ShareLink, Album, cache.CachedArchive | b
             error="album_changed",
             share_id=share.id,
         )
-    cached = bucket.for_grant(grant) if bucket.in_bucket() else cache.open_cached(album.id, grant.version)
+    cached = delivery.open_for_link(grant)
     if cached is None:
         raise links.LinkGone(
             "This download is no longer kept on the server. Prepare it again; it only takes a moment.",

@@ -20,12 +20,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..archive_files import remove_stale
+from ..delivery import bucket, cache
+from ..delivery.archive_files import remove_stale
 from ..extensions import db
 from ..models import Album, DownloadJob, DownloadNotice, utcnow
 from ..storage import StorageError
-from . import bucket, cache, store
-from .runners import get_runner
+from . import store
+from .current import get_runner
 
 log = logging.getLogger(__name__)
 JOB_HISTORY = timedelta(days=7)

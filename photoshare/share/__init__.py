@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, current_app, request
 from flask_limiter.util import get_remote_address
 
 from ..access import open_share
-from ..downloads import Delivery
+from ..delivery import Delivery
 from ..models import ShareLink, increment
 
 pages_bp = Blueprint("share", __name__)

@@ -17,14 +17,12 @@ from typing import Any
 from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from .. import accel, albums, delivery, downloads, jobs
+from .. import albums, delivery
 from ..access import require_downloads
 from ..archive import archive_name
-from ..archive_files import archive_response
 from ..errors import AppError
 from ..extensions import limiter
 from ..models import ShareLink
-from ..storage import get_storage
 from . import api_bp, count_download, gallery, visitor_share
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
@@ -55,23 +53,10 @@ def download_photo(token: str, photo_id: int) -> Response:
     link = visitor_share(token)
     require_downloads(link)
     photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
-    storage, key = get_storage(), albums.photo_key(photo)
     try:
-        redirected = delivery.photo_redirect(photo, environ=request.environ, on_close=count_download(link))
-        if redirected is not None:
-            return redirected
-        source = storage.local_path(key) or storage.open(key)
-        return downloads.serve_file(
-            source,
-            environ=request.environ,
-            download_name=photo.original_filename,
-            mimetype=photo.content_type,
-            etag=photo.sha256,
-            last_modified=photo.uploaded_at,
-            size=photo.size,
-            on_close=count_download(link),
-        )
+        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link))
     except FileNotFoundError:
+        key = albums.photo_key(photo)
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
         raise PhotoUnavailable() from None
 
@@ -86,23 +71,8 @@ def download_all(token: str) -> Response:
     album = link.album
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
-    # A ZIP of this version already in the ZIP cache (prepared in the background) is served as it is; with
-    # X-Accel, nginx sends it from there, where its mtime (nginx's ETag) is kept stable.
-    cached = accel.cached_archive(album) if accel.enabled() else jobs.cached_archive(album)
-    if cached is not None:
-        return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
-                                  on_close=count_download(link))
-    config = current_app.config
-    return archive_response(
-        albums.archive_plan(album),
-        download_name=archive_name(album.title),
-        last_modified=album.updated_at,
-        environ=request.environ,
-        temp_dir=config["TEMP_DIR"],
-        lock_dir=config["LOCK_DIR"],
-        open_source=get_storage().open,
-        on_close=count_download(link),
-    )
+    return delivery.send_album(album, environ=request.environ, download_name=archive_name(album.title),
+                               on_close=count_download(link))
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:

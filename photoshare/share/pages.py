@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Response, current_app, redirect, render_template, request, send_file, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
 
-from .. import accel, albums, delivery
+from .. import albums, delivery
 from ..access import (
     ACCESS_COOKIE_MAX_AGE,
     PasswordRequired,
@@ -18,11 +18,9 @@ from ..access import (
     access_cookie_name,
     access_cookie_value,
 )
-from ..errors import NotFound, error_response, wants_json
-from ..images import InvalidImage
+from ..errors import error_response, wants_json
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
-from ..storage import get_storage
 from . import gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -150,31 +148,5 @@ def _grant_access(response: Response, link: ShareLink) -> Response:
 
 
 def _send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str]) -> Response:
-    """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag; in a bucket behind a
-    CDN, a redirect to the CDN once it exists (shares without a password only). Cache-Control as
-    `delivery.rendition_cache_control` says.
-
-    A browser that already has it gets 304 before storage is touched at all. With SENDFILE_BACKEND=x-accel,
-    nginx sends the bytes of a local file once the share is checked (and answers 304 to its own ETag).
-    """
-    if request.if_none_match.contains(etag):
-        response = Response(status=304)
-        response.set_etag(etag)
-        return delivery.rendition_cache_control(response, link)
-    storage = get_storage()
-    try:
-        key = ensure()
-        cdn_url = delivery.rendition_redirect(link, key)
-        if cdn_url is not None:
-            return delivery.redirect(cdn_url)
-        local = storage.local_path(key)
-        source = local or storage.open(key)
-    except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
-        raise NotFound("This photo's file is missing.") from None
-    except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
-        raise NotFound("This photo cannot be shown.") from None
-    handed = None if local is None else accel.handoff_response(
-        local, environ=request.environ, download_name=local.name, mimetype="image/jpeg", etag=etag,
-        as_attachment=False)
-    response = handed or send_file(source, mimetype="image/jpeg", etag=etag, conditional=True)
-    return delivery.rendition_cache_control(response, link)
+    """A JPEG made by the app (`ensure` returns its storage key); how it is sent is the delivery layer's."""
+    return delivery.send_rendition(link, etag, ensure, environ=request.environ)

@@ -10,12 +10,13 @@ from __future__ import annotations
 from flask import current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from .. import jobs
+from .. import delivery, jobs
 from ..access import ShareGone, ShareNotFound, find_share, require_downloads
 from ..archive import archive_name
+from ..delivery import links
 from ..errors import error_response, wants_json
 from ..extensions import db
-from ..jobs import links, notify
+from ..jobs import notify
 from ..models import ShareLink
 from . import count_download, gallery, pages_bp, visitor_share
 
@@ -53,7 +54,7 @@ def prepared_download(signed: str) -> Response:
         share, album, cached = jobs.open_prepared(signed)
     except links.LinkGone as exc:
         return _link_gone(exc)
-    return jobs.serve_archive(
+    return delivery.send_prepared(
         cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=count_download(share)
     )
 

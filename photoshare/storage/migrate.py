@@ -16,12 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-import click
-from flask import current_app
-from flask.cli import with_appcontext
-
-from ..config import ConfigError
-from .base import Storage, StorageError
+from .base import Storage
 from .local import LocalStorage
 
 
@@ -80,31 +75,3 @@ def migrate(source: LocalStorage, target: Storage, echo: Callable[[str], None]) 
             report.failed.append(key)
             echo(f"{prefix}: FAILED verification (size or sha256 differs in the store)")
     return report
-
-
-@click.command("storage-migrate")
-@click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
-@with_appcontext
-def storage_migrate_command(backend: str) -> None:
-    """Make older photos' missing thumbnails and views, then copy every local file (originals, thumbnails,
-    views) into the bucket, verified; safe to run again."""
-    from ..albums import make_missing_renditions  # the command sits above the app's rules, like cli.py
-    from .s3 import S3Storage
-
-    config = current_app.config
-    try:
-        target = S3Storage.from_config(config, backend)
-        target.check()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    source = LocalStorage(config["UPLOAD_DIR"])
-    made = make_missing_renditions(source, click.echo)
-    click.echo(f"made the thumbnail and view of {made} older photos")
-    click.echo(f"copying {source.root} to bucket {target.bucket}")
-    try:
-        report = migrate(source, target, click.echo)
-    except StorageError as exc:
-        raise click.ClickException(f"{exc}; verified files are kept, run the command again to resume") from None
-    click.echo(f"done: {report.copied} copied, {report.present} already present, {len(report.failed)} failed")
-    if report.failed:
-        raise click.ClickException(f"{len(report.failed)} files failed verification; run the command again")

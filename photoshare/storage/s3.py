@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..config import ConfigError
-from ..downloads import content_disposition  # one rule for filenames, local and remote
+from ..names import content_disposition  # one rule for filenames, local and remote
 from .base import StorageError, StoredObject
 from .breaker import COOL_DOWN_SECONDS, Breaker
 from .cdn import CdnSigner, stable_expiry

@@ -179,7 +179,7 @@ def album_photos(count: int = 5) -> dict[str, bytes]:
 def site(app, make_album, make_share, live_server) -> Site:
     """One album of five photos with an open, a password-protected, an expired and a revoked link."""
     from photoshare.access import find_share, revoke_share_link
-    from photoshare.jobs import links
+    from photoshare.delivery import links
 
     photos = album_photos()
     album_id = make_album(photos, title="Anna & Tom, 12 July")

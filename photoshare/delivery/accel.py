@@ -23,22 +23,20 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from flask import current_app, has_app_context
-from werkzeug.http import http_date, parse_etags, parse_range_header
 from werkzeug.wrappers import Response
 
-from .albums import archive_plan
-from .archive import archive_digest
+from ..albums import archive_plan
+from ..archive import archive_digest
+from ..models import Album
+from ..names import content_disposition
+from ..storage import get_storage
+from . import cache
 from .archive_files import open_shared
-from .downloads import Delivery, OnClose, content_disposition, normalise_range
-from .jobs import cache
-from .storage import get_storage
-
-if TYPE_CHECKING:
-    from .models import Album
+from .ranges import OnClose, nginx_delivery, nginx_etag
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +61,8 @@ class Handoff:
 
     @property
     def nginx_etag(self) -> str:
-        """The ETag nginx sends for the file (ngx_http_set_etag: hex mtime, hex size)."""
-        return f'"{self.mtime:x}-{self.size:x}"'
+        """The ETag nginx sends for the file."""
+        return nginx_etag(size=self.size, mtime=self.mtime)
 
 
 def enabled() -> bool:
@@ -109,11 +107,11 @@ def handoff_response(
     as_attachment: bool = True,
 ) -> Response | None:
     """An empty response that has nginx send the file, or None when nginx cannot (see `handoff`); called by
-    downloads.serve_file after every check, with the same arguments.
+    the seam (delivery.send_file) after every check, with the same arguments.
 
     Keeps what nginx keeps from it: Content-Type, Content-Disposition, Cache-Control. Closes `source` when it
     is a file (nginx opens the path itself). `on_close` runs once when this response closes, with the
-    Delivery nginx is about to make (`expected_delivery`): nginx's sending is not observed, so a download
+    Delivery nginx is about to make (`ranges.nginx_delivery`): nginx's sending is not observed, so a download
     counts as finished when the request for its last byte is handed over, and as started when one from its
     first byte is.
     """
@@ -131,7 +129,7 @@ def handoff_response(
     response.headers["Content-Disposition"] = content_disposition(download_name, as_attachment)
     response.cache_control.no_cache = True
     if on_close is not None:
-        delivery = expected_delivery(environ, handed)
+        delivery = nginx_delivery(environ, size=handed.size, mtime=handed.mtime)
 
         def closed() -> None:
             try:
@@ -141,28 +139,6 @@ def handoff_response(
 
         response.call_on_close(closed)
     return response
-
-
-def expected_delivery(environ: dict[str, Any], handed: Handoff) -> Delivery:
-    """What nginx will answer, by its rules: 304 to a matching If-None-Match; the one range asked for when
-    If-Range (if any) matches its ETag or Last-Modified; 416 to a range it cannot satisfy; else the file."""
-    method = environ.get("REQUEST_METHOD", "GET").upper()
-    size = handed.size
-    whole = Delivery(method, 200, 0, size, size, True)
-    nginx_etag = handed.nginx_etag.strip('"')
-    if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains_weak(nginx_etag):
-        return Delivery(method, 304, 0, 0, size, True)
-    header, if_range = environ.get("HTTP_RANGE"), environ.get("HTTP_IF_RANGE", "").strip()
-    if not header or method != "GET" or (if_range and if_range not in (handed.nginx_etag, http_date(handed.mtime))):
-        return whole
-    normalised = normalise_range(header, size)
-    if normalised is None:
-        return whole
-    parsed = parse_range_header(normalised)
-    span = parsed.range_for_length(size) if parsed is not None else None
-    if span is None:
-        return Delivery(method, 416, 0, 0, size, False)
-    return Delivery(method, 206, span[0], span[1], size, True)
 
 
 def cached_archive(album: Album) -> cache.CachedArchive | None:

@@ -41,7 +41,7 @@ def partial_path(job_id: str) -> Path:
 @dataclass
 class CachedArchive:
     """A cached archive open for serving. The shared lock lives on `file`'s open file description, so it
-    lasts exactly as long as the file is open: hand `file` to `downloads.serve_file` (which closes it when
+    lasts exactly as long as the file is open: hand `file` to `delivery.send_file` (which closes it when
     the response closes), or call `release` if it is not served after all (idempotent)."""
 
     path: Path

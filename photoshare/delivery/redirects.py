@@ -33,10 +33,10 @@ from flask import current_app, url_for
 from werkzeug.utils import redirect as _redirect
 from werkzeug.wrappers import Response
 
-from .albums import photo_key, thumbnail_key
-from .downloads import Delivery, OnClose, normalise_range
-from .models import Photo, ShareLink
-from .storage import get_storage
+from ..albums import photo_key, thumbnail_key
+from ..models import Photo, ShareLink
+from ..storage import get_storage
+from .ranges import OnClose, redirect_delivery
 
 PER_VISITOR = "private, no-store"
 RENDITION_MAX_AGE = 365 * 24 * 3600
@@ -65,20 +65,11 @@ def redirect(url: str) -> Response:
     return response
 
 
-def handed_over(environ: dict[str, Any], size: int) -> Delivery:
-    """The Delivery a redirect stands for, for the close callbacks of phase 1 (`finished_file` counts): the
-    whole file for a GET from the first byte, nothing for a HEAD or a later range."""
-    method = environ.get("REQUEST_METHOD", "GET").upper()
-    if method == "GET" and _starts_at_zero(environ.get("HTTP_RANGE"), size):
-        return Delivery(method, 200, 0, size, size, True)
-    return Delivery(method, 302, 0, 0, size, False)
-
-
 def hand_over(url: str, *, environ: dict[str, Any], size: int, on_close: OnClose | None) -> Response:
     """The redirect to `url`, counted by `on_close` now (the app sees nothing of the transfer itself)."""
     response = redirect(url)
     if on_close is not None:
-        on_close(handed_over(environ, size))
+        on_close(redirect_delivery(environ, size))
     return response
 
 
@@ -143,10 +134,3 @@ def _route(link: ShareLink, endpoint: str, photo: Photo) -> str:
     if base and edge_may_cache(link) and not in_store(photo_key(photo)):
         return base + path
     return path
-
-
-def _starts_at_zero(header: str | None, size: int) -> bool:
-    if not header:
-        return True
-    normalised = normalise_range(header, size)
-    return normalised is None or normalised.startswith("bytes=0-") or normalised == f"bytes=-{size}"

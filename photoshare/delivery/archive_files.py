@@ -31,9 +31,10 @@ from typing import IO, Any, BinaryIO
 
 from werkzeug.wrappers import Response
 
-from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, write_archive
-from .downloads import Delivery, OnClose, not_modified, serve_file
-from .errors import AppError
+from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, write_archive
+from ..errors import AppError
+from .ranges import Delivery, OnClose, not_modified
+from .sendfile import serve_file
 
 log = logging.getLogger(__name__)
 

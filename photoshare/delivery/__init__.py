@@ -1,0 +1,209 @@
+"""How bytes reach a visitor: one seam for every download, whatever sends them.
+
+A caller (a view, a job) says *what* to send: a photo, an album's "Download all", a prepared archive, a
+rendition, or any file with its validators (strong ETag, Last-Modified, size, download name) and an on-close
+callback. It never decides *how*: that is picked here, by configuration and by where the bytes are:
+
+- gunicorn sends the file itself with sendfile(2) (sendfile.py); the Range and conditional rules every
+  strategy follows live in ranges.py, which imports Werkzeug but never Flask;
+- SENDFILE_BACKEND=x-accel: nginx sends a file under UPLOAD_DIR or ZIP_CACHE_DIR (accel.py);
+- STORAGE_BACKEND=s3/r2: a redirect to a presigned or CDN URL (redirects.py; bucket.py for prepared ZIPs).
+
+Behind the seam too: the shared temp archive of "Download all" (archive_files.py), the prepared-ZIP cache on
+disk (cache.py) and in the bucket (bucket.py), and the signed links that reach a prepared ZIP (links.py).
+This package sits below the views and jobs and above the archive plan, the album rules and storage: it
+never imports `share`, `owner` or `jobs`, and never reads `request` (callers hand over the WSGI environ).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, Any
+
+from flask import current_app
+from werkzeug.http import parse_etags
+from werkzeug.utils import send_file as werkzeug_send_file
+from werkzeug.wrappers import Response
+
+from ..albums import archive_plan, photo_key
+from ..errors import NotFound
+from ..images import InvalidImage
+from ..models import Album, Photo, ShareLink
+from ..storage import get_storage
+from . import accel, archive_files, bucket, cache, links, redirects, sendfile
+from .ranges import Delivery, OnClose
+from .redirects import PER_VISITOR, cdn_base_url, rendition_cache_control, thumbnail_src, view_href
+
+Prepared = cache.CachedArchive | bucket.StoredArchive
+
+__all__ = [
+    "PER_VISITOR",
+    "Delivery",
+    "OnClose",
+    "Prepared",
+    "cdn_base_url",
+    "find_prepared",
+    "has_prepared",
+    "open_for_link",
+    "prepared_size",
+    "send_album",
+    "send_file",
+    "send_photo",
+    "send_prepared",
+    "send_rendition",
+    "thumbnail_src",
+    "view_href",
+]
+
+
+def send_file(
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    environ: dict[str, Any],
+    download_name: str,
+    mimetype: str,
+    etag: str,
+    last_modified: datetime,
+    size: int | None = None,
+    on_close: OnClose | None = None,
+    as_attachment: bool = True,
+    dated_if_range: bool = True,
+) -> Response:
+    """A file on this machine (a path, or an open file this function then owns) as a resumable download:
+    handed to nginx when X-Accel is on and nginx can open it, else sent by gunicorn (sendfile.serve_file,
+    whose docstring says what each argument promises)."""
+    handed = accel.handoff_response(source, environ=environ, download_name=download_name, mimetype=mimetype,
+                                    etag=etag, on_close=on_close, as_attachment=as_attachment)
+    if handed is not None:
+        return handed
+    return sendfile.serve_file(source, environ=environ, download_name=download_name, mimetype=mimetype, etag=etag,
+                               last_modified=last_modified, size=size, on_close=on_close,
+                               as_attachment=as_attachment, dated_if_range=dated_if_range)
+
+
+def send_photo(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response:
+    """The original under its original name, ETag its sha256: a redirect to an expiring URL when it lives in a
+    store, else the file. Raises FileNotFoundError when a local original is missing."""
+    redirected = redirects.photo_redirect(photo, environ=environ, on_close=on_close)
+    if redirected is not None:
+        return redirected
+    storage, key = get_storage(), photo_key(photo)
+    return send_file(
+        storage.local_path(key) or storage.open(key),
+        environ=environ,
+        download_name=photo.original_filename,
+        mimetype=photo.content_type,
+        etag=photo.sha256,
+        last_modified=photo.uploaded_at,
+        size=photo.size,
+        on_close=on_close,
+    )
+
+
+def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None) -> Response:
+    """"Download all" of the album as it is now (never an empty one): its prepared ZIP when there is one (with
+    X-Accel, put into the ZIP cache first, where nginx can send it with a stable mtime), else the shared temp
+    archive, built once for every response that asks (archive_files.py)."""
+    prepared = accel.cached_archive(album) if accel.enabled() else find_prepared(album)
+    if prepared is not None:
+        return send_prepared(prepared, album, environ=environ, download_name=download_name, on_close=on_close)
+    config = current_app.config
+    return archive_files.archive_response(
+        archive_plan(album),
+        download_name=download_name,
+        last_modified=album.updated_at,
+        environ=environ,
+        temp_dir=config["TEMP_DIR"],
+        lock_dir=config["LOCK_DIR"],
+        open_source=get_storage().open,
+        on_close=on_close,
+    )
+
+
+def send_prepared(
+    prepared: Prepared, album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None
+) -> Response:
+    """A prepared archive as a resumable download, validators exactly as the temp archive's (the ETag is the
+    album version's). The response owns the file and its shared lock until the server closes it.
+
+    An archive in the bucket is a 302 to a presigned URL instead (its lifetime is `prepared.url_seconds`),
+    counted as `redirects.hand_over` says; Range and resume then go to the store."""
+    if isinstance(prepared, bucket.StoredArchive):
+        method = "HEAD" if environ.get("REQUEST_METHOD", "GET").upper() == "HEAD" else "GET"
+        url = bucket.presigned_url(prepared, download_name=download_name, method=method)
+        return redirects.hand_over(url, environ=environ, size=prepared.size, on_close=on_close)
+    return send_file(
+        prepared.file,
+        environ=environ,
+        download_name=download_name,
+        mimetype="application/zip",
+        etag=archive_files.archive_etag(album.version),
+        last_modified=album.updated_at,
+        size=prepared.size,
+        on_close=on_close,
+        dated_if_range=False,  # as archive_files.archive_response: only the ETag names an archive's bytes
+    )
+
+
+def find_prepared(album: Album) -> Prepared | None:
+    """The prepared ZIP of the album's current version, if there is one (locked on disk, or fresh in the
+    bucket)."""
+    if bucket.in_bucket():
+        return bucket.find_fresh(album.id, album.version)
+    return cache.cached_archive(album)
+
+
+def open_for_link(grant: links.Grant) -> Prepared | None:
+    """The prepared ZIP a signed link names (locked on disk, or in the bucket with a URL lifetime within the
+    link's), or None when it is no longer kept."""
+    return bucket.for_grant(grant) if bucket.in_bucket() else cache.open_cached(grant.album_id, grant.version)
+
+
+def prepared_size(album_id: int, version: str) -> int | None:
+    """The size of the version's prepared ZIP while new links may point at it; None when there is none."""
+    if bucket.in_bucket():
+        found = bucket.find_fresh(album_id, version)
+        return found.size if found is not None else None
+    try:
+        return cache.archive_path(album_id, version).stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def has_prepared(album_id: int, version: str) -> bool:
+    """Whether the version's prepared ZIP is there for a link to point at (fresh, in the bucket)."""
+    if bucket.in_bucket():
+        return bucket.find_fresh(album_id, version) is not None
+    return cache.has_archive(album_id, version)
+
+
+def send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str], *, environ: dict[str, Any]) -> Response:
+    """A JPEG made by the app (`ensure` returns its storage key), with a strong ETag; in a bucket behind a
+    CDN, a redirect to the CDN once it exists (shares without a password only). Cache-Control as
+    `redirects.rendition_cache_control` says.
+
+    A browser that already has it gets 304 before storage is touched at all. With SENDFILE_BACKEND=x-accel,
+    nginx sends the bytes of a local file once the share is checked (and answers 304 to its own ETag).
+    """
+    if parse_etags(environ.get("HTTP_IF_NONE_MATCH")).contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+        return rendition_cache_control(response, link)
+    storage = get_storage()
+    try:
+        key = ensure()
+        cdn_url = redirects.rendition_redirect(link, key)
+        if cdn_url is not None:
+            return redirects.redirect(cdn_url)
+        local = storage.local_path(key)
+        source = local or storage.open(key)
+    except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
+        raise NotFound("This photo's file is missing.") from None
+    except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
+        raise NotFound("This photo cannot be shown.") from None
+    handed = None if local is None else accel.handoff_response(
+        local, environ=environ, download_name=local.name, mimetype="image/jpeg", etag=etag, as_attachment=False)
+    response = handed or werkzeug_send_file(source, environ, mimetype="image/jpeg", etag=etag, conditional=True)
+    return rendition_cache_control(response, link)
