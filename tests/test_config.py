@@ -112,7 +112,11 @@ def test_gunicorn_with_the_deploy_config_stops_on_a_missing_bucket_with_one_line
 def test_plain_gunicorn_halts_instead_of_restarting_workers_that_cannot_boot(instance):
     result, seconds = run_gunicorn(instance, {"PHOTOSHARE_ENV": "production"}, "--workers", "2")
     output = result.stdout + result.stderr
-    assert result.returncode == 3 and seconds < 20  # gunicorn's own "Worker failed to boot." halt
+    # gunicorn's own "Worker failed to boot." halt: exit 3. When both workers fail at the same moment, gunicorn's
+    # halt reaps the second one while stopping and raises its HaltServer again (its traceback, exit 1): a race in
+    # gunicorn's arbiter, not a restart loop. The deploy config never gets there: it checks in the master first.
+    assert result.returncode in (1, 3) and seconds < 20
     assert 1 <= output.count("Booting worker") <= 2  # the first workers only: no restart loop
     assert error_lines(output) and all("SECRET_KEY must be set" in line for line in error_lines(output))
-    assert "Traceback" not in output
+    tracebacks = output.split("Traceback")[1:]
+    assert all("HaltServer" in trace for trace in tracebacks) and (result.returncode == 3) == (not tracebacks)
