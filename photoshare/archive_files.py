@@ -6,14 +6,17 @@ with flock(2), which locks per open file:
 
 - `album-<version>.lock`: every response holds it shared from the moment it asks for the archive until its
   body closes, so nobody removes an archive that someone is building, waiting for or sending;
-- `album-<version>.build`: held exclusively while writing `album-<version>.partial` and renaming it into
-  place; whoever waited for it finds the archive made and opens it, so 8 parallel ranges from a download
-  manager cost one build, and nobody ever waits for another response's download to end;
-- the response that closes last gets `.lock` exclusively without waiting, and removes the archive and both
-  lock files. An archive opened before its removal stays readable to the responses still sending it.
+- `album-<version>.build`: held exclusively by the one builder (a thread of one worker) while it writes the
+  archive in place, its progress in `album-<version>.map` beside it (archive_stream.py). Responses start at once with
+  the exact size (the layout comes from the plan) and read the archive while it is written, waiting for
+  bytes not yet there; so 8 parallel ranges from a download manager cost one build and none waits for another;
+- the response that closes last gets `.lock` exclusively without waiting, and removes the archive, its record
+  and both lock files; a builder whose readers all left does the same and stops. An archive opened before its
+  removal stays readable to the responses still sending it.
 
-A failed build removes its partial file; nothing is left in TEMP_DIR whatever happens, short of a killed
-process, which `remove_stale` (safe at any time) cleans up after.
+A failed build marks its record failed (waiting responses end cut short, never with wrong bytes) and its files
+go with the last response; nothing is left in TEMP_DIR whatever happens, short of a killed process, which
+`remove_stale` (safe at any time) cleans up after, or whose build a waiting response finishes.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from typing import IO, Any, BinaryIO
 
 from werkzeug.wrappers import Response
 
-from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, write_archive
+from . import archive_stream
+from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
 from .downloads import Delivery, OnClose, not_modified, serve_file
 from .errors import AppError
 
@@ -54,7 +58,7 @@ class StorageFull(AppError):
 class SharedArchive:
     """An open archive and the shared lock that keeps it on disk; `release()` once, when done with it."""
 
-    file: IO[bytes]
+    file: IO[bytes] | archive_stream.GrowingArchive  # growing: read while it is built, waits for its bytes
     size: int
     path: Path
     lock_path: Path
@@ -84,16 +88,21 @@ def archive_response(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
     on_close: OnClose | None = None,
+    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    on_complete: Callable[[Path], None] | None = None,
 ) -> Response:
-    """The archive of `entries` as a download response (see downloads.serve_file), built before any byte goes
-    out: a build error is a clear error response, never a truncated ZIP. The ETag comes from the plan, so it
-    names the bytes whichever process built them."""
+    """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
+    exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
+    through `local_path` before the first byte) is a clear error response; one that fails later cuts the
+    response short, never sends wrong bytes. The ETag comes from the plan, so it names the bytes whichever
+    process built them. `on_complete(path)` runs once the archive is whole (e.g. to put it in the ZIP cache)."""
     version = archive_digest(entries)
     etag = archive_etag(version)
     cached = not_modified(environ, etag, last_modified)
     if cached is not None:
         return cached
-    shared = open_shared(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source)
+    shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
+                            local_path=local_path, on_complete=on_complete)
 
     def close(delivery: Delivery) -> None:
         shared.release()
@@ -121,20 +130,60 @@ def open_shared(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
 ) -> SharedArchive:
-    """The archive for `version`, built now unless another response (any worker) has it or is building it.
+    """The whole archive for `version`, built now unless another response (any worker) has it or is building
+    it; returns once it is complete, as a plain file (for a hard link into the ZIP cache).
 
     Raises ArchiveUnavailable (a photo could not be read) or StorageFull; either way nothing is left behind.
+    """
+    shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source)
+    try:
+        growing = shared.file
+        if isinstance(growing, archive_stream.GrowingArchive):
+            growing.wait_complete()
+            shared.file = open(shared.path, "rb")
+            growing.close()
+    except archive_stream.BuildFailed as exc:
+        shared.release()
+        raise _unavailable(exc.entry_name) from ArchiveSourceError(exc.entry_name or "?", exc)
+    except BaseException:
+        shared.release()
+        raise
+    return shared
+
+
+def open_streaming(
+    entries: Sequence[ArchiveEntry],
+    *,
+    version: str,
+    temp_dir: str | os.PathLike[str],
+    lock_dir: str | os.PathLike[str],
+    open_source: Callable[[str], BinaryIO],
+    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    on_complete: Callable[[Path], None] | None = None,
+) -> SharedArchive:
+    """The archive for `version`, open for reading at once: a plain file when complete, else a GrowingArchive
+    whose reads wait for the builder (started here when nobody, in any worker, builds it). Its size is exact.
+
+    Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_path` when this call
+    starts the build) or StorageFull; either way nothing is left behind.
     """
     path = Path(temp_dir) / f"album-{version}.zip"
     lock_path = Path(lock_dir) / f"album-{version}.lock"
     # Held from here on: while anyone holds it, nobody removes the archive, even one not built yet.
     fd = _locked(lock_path, fcntl.LOCK_SH)
     try:
-        file = _open_if_exists(path) or _build_once(entries, path, lock_path.with_suffix(".build"), open_source)
+        entries = with_crcs(entries, open_source)
+        files = archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
+        build = archive_stream.Build(entries, archive_layout(entries), files, open_source,
+                                     abandoned=lambda: _abandoned(lock_path, path), on_complete=on_complete)
+        file = _join_or_build(build, local_path)
+    except archive_stream.BuildFailed as exc:
+        _leave(fd, lock_path, path)
+        raise _unavailable(exc.entry_name) from exc
     except BaseException:
         _leave(fd, lock_path, path)
         raise
-    return SharedArchive(file, os.fstat(file.fileno()).st_size, path, lock_path, fd)
+    return SharedArchive(file, build.layout.total, path, lock_path, fd)
 
 
 def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str]) -> int:
@@ -149,6 +198,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
             continue  # in use
         try:
             removed += _remove(path)
+            _remove(lock_path.with_suffix(".map"))
             _remove(lock_path.with_suffix(".build"))
             _remove(lock_path)
         finally:
@@ -156,42 +206,84 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
     return removed
 
 
-def _build_once(
-    entries: Sequence[ArchiveEntry], path: Path, build_lock: Path, open_source: Callable[[str], BinaryIO]
-) -> IO[bytes]:
-    """Build under the exclusive build lock; who waited for it finds the archive made and just opens it."""
-    fd = os.open(build_lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return _open_if_exists(path) or _build(entries, path, open_source)
-    finally:
-        os.close(fd)  # releases the build lock
+def _join_or_build(
+    build: archive_stream.Build, local_path: Callable[[str], os.PathLike[str] | None] | None
+) -> IO[bytes] | archive_stream.GrowingArchive:
+    """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
+    space, write the fixed bytes, start copying. Waits only while another worker prepares (milliseconds)."""
+    delay = archive_stream.POLL_FIRST
+    while True:
+        growing = archive_stream.open_growing(build)
+        if growing is not None:
+            if growing.complete_now():
+                growing.close()
+                return open(build.files.archive, "rb")
+            return growing
+        build_fd = archive_stream.try_build_lock(build.files.build_lock)
+        if build_fd is not None:
+            _start(build, build_fd, local_path)
+            continue
+        time.sleep(delay)
+        delay = min(delay * 2, archive_stream.POLL_MAX)
 
 
-def _build(entries: Sequence[ArchiveEntry], path: Path, open_source: Callable[[str], BinaryIO]) -> IO[bytes]:
-    """Write the archive beside its final name and rename it into place; the partial file never survives."""
-    partial = path.with_suffix(".partial")
-    started = time.monotonic()
+def _start(
+    build: archive_stream.Build, build_fd: int, local_path: Callable[[str], os.PathLike[str] | None] | None
+) -> None:
+    """As the holder of the build lock: check every local photo's size, then start the build."""
     try:
-        with open(partial, "wb") as out:
-            size = write_archive(entries, out, open_source)
-        os.replace(partial, path)
-    except ArchiveSourceError as exc:
-        log.error("archive %s not built: %s", path.name, exc)
-        raise ArchiveUnavailable(
-            f"The photo “{exc.entry_name}” could not be read on the server, so the archive was not made. "
-            "Please let the album owner know."
-        ) from exc
-    except OSError as exc:
+        if local_path is not None:
+            _check_sources(build.entries, local_path)
+        archive_stream.prepare(build, build.files.record, build_fd)
+    except ArchiveUnavailable:
+        os.close(build_fd)
+        raise
+    except OSError as exc:  # prepare closed build_fd
         if exc.errno in NO_SPACE:
-            log.error("archive %s not built: disk full in %s", path.name, path.parent)
+            log.error("archive %s not built: disk full in %s", build.files.archive.name, build.files.archive.parent)
             raise StorageFull() from exc
         raise
-    finally:
-        _remove(partial)
-    elapsed = time.monotonic() - started
-    log.info("built archive %s: %d photos, %d bytes in %.2fs", path.name, len(entries), size, elapsed)
-    return open(path, "rb")
+
+
+def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], os.PathLike[str] | None]) -> None:
+    """Every photo on this machine's disk is there with its planned size: one stat each, before any byte."""
+    for entry in entries:
+        path = local_path(entry.storage_key)
+        if path is None:
+            continue
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            log.error("archive not built: %s", ArchiveSourceError(entry.name, exc))
+            raise _unavailable(entry.name) from ArchiveSourceError(entry.name, exc)
+        if size != entry.size:
+            cause = ArchiveSourceError(entry.name, ValueError(f"{size} bytes on disk, {entry.size} expected"))
+            log.error("archive not built: %s", cause)
+            raise _unavailable(entry.name) from cause
+
+
+def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
+    if entry_name is None:
+        return ArchiveUnavailable()
+    return ArchiveUnavailable(
+        f"The photo “{entry_name}” could not be read on the server, so the archive was not made. "
+        "Please let the album owner know."
+    )
+
+
+def _abandoned(lock_path: Path, path: Path) -> bool:
+    """Whether no response uses the archive any more, for its builder: if so, remove it as the last one would."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _leave(fd, lock_path, path)
+    return True
 
 
 def _leave(fd: int, lock_path: Path, path: Path) -> None:
@@ -204,6 +296,7 @@ def _leave(fd: int, lock_path: Path, path: Path) -> None:
     try:
         if _is_current(fd, lock_path):
             _remove(path)
+            _remove(lock_path.with_suffix(".map"))
             _remove(lock_path.with_suffix(".build"))  # only ever used by holders of `lock_path`
             _remove(lock_path)
     finally:

@@ -105,6 +105,7 @@ def download_all(token: str) -> Response:
         lock_dir=config["LOCK_DIR"],
         open_source=get_storage().open,
         on_close=count_download(link),
+        local_path=get_storage().local_path,
     )
 
 
