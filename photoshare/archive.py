@@ -13,6 +13,7 @@ import json
 import os
 import posixpath
 import re
+import stat
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +29,7 @@ from .names import fit, photo_name
 ARCHIVE_FORMAT = "zip-stored-2"  # 2: Windows-safe entry names
 CHUNK_SIZE = 64 * 1024
 COPY_CHUNK = 1024 * 1024  # when the kernel cannot copy (a photo in a bucket)
+KERNEL_STEP = 8 * 1024 * 1024  # progress (a job's heartbeat) after at most this much of one photo
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
 UNIX_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--, for every entry
 
@@ -180,10 +182,17 @@ def write_fixed(layout: zip_layout.Layout, out_fd: int) -> None:
     os.pwrite(out_fd, layout.central, layout.central_offset)
 
 
-def copy_entry(entry: ArchiveEntry, out_fd: int, offset: int, open_source: Callable[[str], BinaryIO]) -> int:
+def copy_entry(
+    entry: ArchiveEntry,
+    out_fd: int,
+    offset: int,
+    open_source: Callable[[str], BinaryIO],
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Copy the photo's bytes to `offset` of `out_fd`: by the kernel (copy_file_range, which may reflink, else
     sendfile) when the source is a local file, else through 1 MiB buffers. Raises ArchiveSourceError when the
-    photo cannot be read or its size differs from the plan's; returns the bytes copied."""
+    photo cannot be read or its size differs from the plan's; returns the bytes copied. Calls
+    `progress(bytes_of_this_photo_copied)` at least every 8 MiB."""
     try:
         source = open_source(entry.storage_key)
     except OSError as exc:
@@ -193,13 +202,15 @@ def copy_entry(entry: ArchiveEntry, out_fd: int, offset: int, open_source: Calla
             on_disk = _local_size(source)
             if on_disk is not None and on_disk != entry.size:
                 raise ArchiveSourceError(entry.name, ValueError(f"{on_disk} bytes on disk, {entry.size} expected"))
-            written = _copy(source, out_fd, offset, entry.size)
+            written = _copy(source, out_fd, offset, entry.size, progress or (lambda copied: None))
             if on_disk is None and written == entry.size and source.read(1):
                 written += 1  # a stream that goes on past the planned size
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
             raise ArchiveSourceError(entry.name, exc) from exc
+    if written < entry.size and on_disk == entry.size:
+        raise OSError(errno.ENOSPC, "the archive could not take the whole photo (disk full?)")
     if written != entry.size:
         raise ArchiveSourceError(entry.name, ValueError(f"{written}+ bytes on disk, {entry.size} expected"))
     return written
@@ -221,18 +232,53 @@ def write_archive(
     entries = with_crcs(entries, open_source)
     layout = archive_layout(entries)
     out.flush()
-    out_fd = out.fileno()
+    out_fd = _local_fd(out)
+    if out_fd is None:
+        return _write_in_order(entries, layout, out, open_source, progress)
     write_fixed(layout, out_fd)
     copied = 0
     for entry, offset in zip(entries, layout.data_offsets, strict=True):
-        copied += copy_entry(entry, out_fd, offset, open_source)
-        if progress is not None:
-            progress(copied)
+        step = None if progress is None else (lambda done, before=copied: progress(before + done))
+        copied += copy_entry(entry, out_fd, offset, open_source, step)
     out.seek(layout.total)
     return layout.total
 
 
-def _copy(source: BinaryIO, out_fd: int, offset: int, size: int) -> int:
+def _write_in_order(
+    entries: Sequence[ArchiveEntry],
+    layout: zip_layout.Layout,
+    out: BinaryIO,
+    open_source: Callable[[str], BinaryIO],
+    progress: Callable[[int], None] | None,
+) -> int:
+    """write_archive to a file object without a descriptor (an in-memory buffer): front to back, 1 MiB buffers."""
+    copied = 0
+    for entry, header in zip(entries, layout.headers, strict=True):
+        out.write(header)
+        try:
+            with open_source(entry.storage_key) as source:
+                written = 0
+                while chunk := source.read(COPY_CHUNK):
+                    written += out.write(chunk)
+        except OSError as exc:
+            raise ArchiveSourceError(entry.name, exc) from exc
+        if written != entry.size:
+            raise ArchiveSourceError(entry.name, ValueError(f"{written} bytes on disk, {entry.size} expected"))
+        copied += written
+        if progress is not None:
+            progress(copied)
+    out.write(layout.central)
+    return layout.total
+
+
+def _local_fd(out: BinaryIO) -> int | None:
+    try:
+        return out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _copy(source: BinaryIO, out_fd: int, offset: int, size: int, progress: Callable[[int], None]) -> int:
     """Up to `size` bytes of `source` to `offset` of `out_fd`; returns how many there were."""
     try:
         in_fd = source.fileno()
@@ -240,33 +286,36 @@ def _copy(source: BinaryIO, out_fd: int, offset: int, size: int) -> int:
         in_fd = None
     if in_fd is not None:
         try:
-            return _kernel_copy(in_fd, out_fd, offset, size)
+            return _kernel_copy(in_fd, out_fd, offset, size, progress)
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise
     done = 0
     while done < size and (chunk := source.read(min(COPY_CHUNK, size - done))):
         done += os.pwrite(out_fd, chunk, offset + done)
+        progress(done)
     return done
 
 
-def _kernel_copy(in_fd: int, out_fd: int, offset: int, size: int) -> int:
+def _kernel_copy(in_fd: int, out_fd: int, offset: int, size: int, progress: Callable[[int], None]) -> int:
     """copy_file_range from the start of `in_fd`: the bytes never enter Python."""
     done = 0
     while done < size:
-        count = os.copy_file_range(in_fd, out_fd, size - done, done, offset + done)
+        count = os.copy_file_range(in_fd, out_fd, min(size - done, KERNEL_STEP), done, offset + done)
         if count == 0:
             break
         done += count
+        progress(done)
     return done
 
 
 def _local_size(source: BinaryIO) -> int | None:
-    """The size of the file behind `source`, or None for a stream (a bucket object)."""
+    """The size of the regular file behind `source`, or None for a stream (a bucket object, a pipe)."""
     try:
-        return os.fstat(source.fileno()).st_size
+        status = os.fstat(source.fileno())
     except (AttributeError, OSError, ValueError):
         return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
 def _read_crc(entry: ArchiveEntry, open_source: Callable[[str], BinaryIO]) -> int:

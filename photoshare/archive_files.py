@@ -25,6 +25,7 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -252,11 +253,12 @@ def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], 
         if path is None:
             continue
         try:
-            size = os.stat(path).st_size
+            status = os.stat(path)
         except OSError as exc:
             log.error("archive not built: %s", ArchiveSourceError(entry.name, exc))
             raise _unavailable(entry.name) from ArchiveSourceError(entry.name, exc)
-        if size != entry.size:
+        size = status.st_size
+        if stat.S_ISREG(status.st_mode) and size != entry.size:
             cause = ArchiveSourceError(entry.name, ValueError(f"{size} bytes on disk, {entry.size} expected"))
             log.error("archive not built: %s", cause)
             raise _unavailable(entry.name) from cause
