@@ -27,7 +27,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +37,9 @@ from werkzeug.wrappers import Response
 
 from . import archive_stream
 from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
-from .downloads import Delivery, OnClose, not_modified, serve_file
+from .downloads import CHUNK_SIZE, Delivery, OnClose, ResponseFile, not_modified, serve_file
 from .errors import AppError
+from .logs import FILE_BODY
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,22 @@ class SharedArchive:
         self._released = True
         self.file.close()
         _leave(self._lock_fd, self.lock_path, self.path)
+
+
+class HeadersFirst:
+    """The body of a growing archive, sent by iteration with an empty first chunk: gunicorn sends the headers
+    with the first chunk, and the first bytes of a range may not be written yet. close() closes the body."""
+
+    def __init__(self, body: ResponseFile) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b""
+        while chunk := self._body.read(CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def archive_etag(version: str) -> str:
@@ -110,7 +127,7 @@ def archive_response(
         if on_close is not None:
             on_close(delivery)
 
-    return serve_file(
+    response = serve_file(
         shared.file,
         environ=environ,
         download_name=download_name,
@@ -121,6 +138,10 @@ def archive_response(
         on_close=close,
         dated_if_range=False,  # an album can change twice within a second: only its ETag names the bytes
     )
+    body = environ.get(FILE_BODY)
+    if isinstance(shared.file, archive_stream.GrowingArchive) and body is not None and response.response is not None:
+        response.response = HeadersFirst(body)
+    return response
 
 
 def open_shared(
