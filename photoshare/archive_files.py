@@ -108,14 +108,18 @@ def archive_response(
     on_close: OnClose | None = None,
     local_path: Callable[[str], os.PathLike[str] | None] | None = None,
     on_complete: Callable[[Path], None] | None = None,
+    etag_of: Callable[[str, int], str] | None = None,
 ) -> Response:
     """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
     exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
     through `local_path` before the first byte) is a clear error response; one that fails later cuts the
     response short, never sends wrong bytes. The ETag comes from the plan, so it names the bytes whichever
-    process built them. `on_complete(path)` runs once the archive is whole (e.g. to put it in the ZIP cache)."""
+    process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
+    archive is whole (e.g. to put it in the ZIP cache)."""
     version = archive_digest(entries)
     etag = archive_etag(version)
+    if etag_of is not None:
+        etag = etag_of(version, archive_layout(with_crcs(entries, open_source)).total)
     cached = not_modified(environ, etag, last_modified)
     if cached is not None:
         return cached

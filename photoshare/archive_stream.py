@@ -137,7 +137,7 @@ def prepare(build: Build, record_path: Path, build_fd: int) -> None:
 
     Raises OSError (ENOSPC: the disk cannot hold the archive) before any response starts."""
     count, layout = len(build.entries), build.layout
-    archive_fd = os.open(build.files.archive, os.O_RDWR | os.O_CREAT, 0o600)
+    archive_fd = os.open(build.files.archive, os.O_RDWR | os.O_CREAT, 0o666)  # umask applies: nginx reads it
     record_fd = os.open(record_path, os.O_RDWR | os.O_CREAT, 0o600)
     record = Record(record_fd, count)
     try:

@@ -96,16 +96,18 @@ def download_all(token: str) -> Response:
         return jobs.serve_archive(cached, album, environ=request.environ, download_name=archive_name(album.title),
                                   on_close=count_download(link))
     config = current_app.config
+    # Not cached: streamed while it is built (with X-Accel too, then linked into the cache for nginx).
+    options = accel.streaming_options(album) if accel.enabled() else {"last_modified": album.updated_at}
     return archive_response(
         albums.archive_plan(album),
         download_name=archive_name(album.title),
-        last_modified=album.updated_at,
         environ=request.environ,
         temp_dir=config["TEMP_DIR"],
         lock_dir=config["LOCK_DIR"],
         open_source=get_storage().open,
         on_close=count_download(link),
         local_path=get_storage().local_path,
+        **options,
     )
 
 
