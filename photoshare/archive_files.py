@@ -37,13 +37,14 @@ from werkzeug.wrappers import Response
 
 from . import archive_stream
 from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
-from .downloads import CHUNK_SIZE, Delivery, OnClose, ResponseFile, not_modified, serve_file
+from .downloads import Delivery, OnClose, ResponseFile, not_modified, serve_file
 from .errors import AppError
 from .logs import FILE_BODY
 
 log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+STREAM_CHUNK = 1024 * 1024
 
 
 class ArchiveUnavailable(AppError):
@@ -77,16 +78,24 @@ class SharedArchive:
 
 
 class HeadersFirst:
-    """The body of a growing archive, sent by iteration with an empty first chunk: gunicorn sends the headers
-    with the first chunk, and the first bytes of a range may not be written yet. close() closes the body."""
+    """The body of a growing archive, sent by iteration: first an empty chunk, since gunicorn sends the headers
+    with the first chunk and the first bytes of a range may not be written yet; then chunks of up to 1 MiB as
+    they are written (not ResponseFile's 64 KiB: Python's per-chunk cost would bound the speed), moving the
+    window's position so that its Delivery says what went out. close() closes the body."""
 
-    def __init__(self, body: ResponseFile) -> None:
-        self._body = body
+    def __init__(self, body: ResponseFile, growing: archive_stream.GrowingArchive, stop: int) -> None:
+        self._body, self._growing, self._stop = body, growing, stop
 
     def __iter__(self) -> Iterator[bytes]:
         yield b""
-        while chunk := self._body.read(CHUNK_SIZE):
+        while (position := self._body.tell()) < self._stop:
+            self._growing.seek(position)
+            chunk = self._growing.read(min(STREAM_CHUNK, self._stop - position))
+            if not chunk:
+                break
+            self._body.seek(position + len(chunk))
             yield chunk
+        self._body.read()  # asked past the end: the window went out whole (ResponseFile's rule)
 
     def close(self) -> None:
         self._body.close()
@@ -144,7 +153,9 @@ def archive_response(
     )
     body = environ.get(FILE_BODY)
     if isinstance(shared.file, archive_stream.GrowingArchive) and body is not None and response.response is not None:
-        response.response = HeadersFirst(body)
+        span = response.content_range if response.status_code == 206 else None
+        stop = span.stop if span is not None and span.stop is not None else shared.size
+        response.response = HeadersFirst(body, shared.file, stop)
     return response
 
 
