@@ -41,6 +41,7 @@ HEADER = 9
 POLL_FIRST, POLL_MAX = 0.001, 0.02  # seconds a waiting reader sleeps, doubling between the two
 BUILDER_CHECK = 0.25  # seconds a reader waits before checking that the builder is still alive
 WANTED_CHECK = 0.005  # seconds between the builder's looks at what readers wait for
+STALL_LIMIT = 300.0  # seconds a reader waits for one piece before giving up (a builder stuck on a dead disk)
 
 
 class BuildFailed(OSError):
@@ -160,13 +161,12 @@ def prepare(build: Build, record_path: Path, build_fd: int) -> None:
 
 
 def _reserve(fd: int, size: int) -> None:
-    """Claim the whole archive's blocks now: a full disk is a 507 before the response, not a cut download."""
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        os.ftruncate(fd, size)
+    """Check the disk can take the whole archive now: a full disk is a 507 before the response, not a cut
+    download. Sizes the file without allocating it (posix_fallocate of gigabytes can stall the first byte)."""
+    status = os.fstatvfs(fd)
+    if status.f_bavail * status.f_frsize < size:
+        raise OSError(errno.ENOSPC, f"{size} bytes needed for the archive, {status.f_bavail * status.f_frsize} free")
+    os.ftruncate(fd, size)
 
 
 def _run(build: Build, archive_fd: int, record: Record, build_fd: int) -> None:
@@ -315,7 +315,7 @@ class GrowingArchive(io.RawIOBase):
 
     def _wait(self, ready: Callable[[int], int | None]) -> int:
         """Poll the record until `ready(state)` gives a position, or the archive is complete (its end)."""
-        delay, waited = POLL_FIRST, 0.0
+        delay, waited, deadline = POLL_FIRST, 0.0, time.monotonic() + STALL_LIMIT
         while True:
             state = self._record.state()
             if state == COMPLETE:
@@ -333,6 +333,10 @@ class GrowingArchive(io.RawIOBase):
             if waited >= BUILDER_CHECK:
                 waited = 0.0
                 self._take_over_if_orphaned()
+                if time.monotonic() > deadline and self._record.state() != COMPLETE:
+                    log.error("archive %s: no progress in %.0f s, response ended", self._build.files.archive.name,
+                              STALL_LIMIT)
+                    raise BuildFailed(None)
 
     def _take_over_if_orphaned(self) -> None:
         """Build the rest here when the builder died (its lock is free, the archive neither done nor failed)."""
