@@ -36,6 +36,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=1800, help="abort the whole run after this many seconds")
     parser.add_argument("--workdir", type=Path, help="where to generate the album (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument("--bulk", action="store_true",
+                        help="write the photos and their rows directly, without thumbnails (for 5,000-photo albums)")
     args = parser.parse_args()
     if args.mb:
         args.min_mb = args.max_mb = args.mb
@@ -93,6 +96,42 @@ def make_album(instance: Path, photos: int, min_mb: float, max_mb: float) -> tup
         db.session.remove()
         db.engine.dispose()
     return token, largest_id, Path(app.config["UPLOAD_DIR"]) / "originals"
+
+
+def make_bulk_album(instance: Path, photos: int, min_mb: float, max_mb: float) -> tuple[str, int, Path]:
+    """Like make_album, but the originals and rows are written directly (no image checks, no thumbnails): the
+    archive needs only the files, their sizes, sha256s and CRC-32s. Minutes saved on 5,000 photos."""
+    import hashlib
+    import uuid
+    import zlib
+
+    from photoshare import albums, create_app
+    from photoshare.access import create_share_link
+    from photoshare.auth import create_user
+    from photoshare.extensions import db
+    from photoshare.models import Photo
+
+    app = create_app({"INSTANCE_PATH": str(instance), "SECRET_KEY": "bench"})
+    rng = random.Random(20240601)
+    originals = Path(app.config["UPLOAD_DIR"]) / "originals"
+    originals.mkdir(parents=True, exist_ok=True)
+    moment = datetime(2024, 6, 1, 12, 0, 0)
+    with app.app_context():
+        db.create_all()
+        album = albums.create_album(create_user("bench@example.com", "bench password"), "Benchmark album")
+        for index in range(photos):
+            data = os.urandom(int(rng.uniform(min_mb, max_mb) * MB))
+            stored = uuid.uuid4().hex + ".jpg"
+            (originals / stored).write_bytes(data)
+            album.photos.append(Photo(position=index, original_filename=f"IMG_{index:05d}.jpg", stored_name=stored,
+                                      size=len(data), sha256=hashlib.sha256(data).hexdigest(), crc32=zlib.crc32(data),
+                                      content_type="image/jpeg", width=4000, height=3000, uploaded_at=moment))
+        albums.refresh_version(album)
+        token = create_share_link(album).token
+        largest_id = max(album.photos, key=lambda photo: photo.size).id
+        db.session.remove()
+        db.engine.dispose()
+    return token, largest_id, originals
 
 
 # ---- servers --------------------------------------------------------------------------------------------
@@ -336,7 +375,8 @@ def main() -> int:
 def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     instance = workdir / "instance"
     print(f"generating {args.photos} photos of {args.min_mb:g} to {args.max_mb:g} MB in {workdir} ...", flush=True)
-    token, photo_id, originals = make_album(instance, args.photos, args.min_mb, args.max_mb)
+    token, photo_id, originals = (make_bulk_album if args.bulk else make_album)(
+        instance, args.photos, args.min_mb, args.max_mb)
     files = sorted(originals.iterdir())
     album_bytes = sum(path.stat().st_size for path in files)
     deadline = args.timeout
