@@ -11,7 +11,7 @@ with flock(2), which locks per open file:
   the exact size (the layout comes from the plan) and read the archive while it is written, waiting for
   bytes not yet there; so 8 parallel ranges from a download manager cost one build and none waits for another;
 - the response that closes last gets `.lock` exclusively without waiting, and removes the archive, its record
-  and both lock files; a builder whose readers all left does the same and stops. An archive opened before its
+  and both lock files; the builder holds `.lock` shared too, until its build ends. An archive opened before its
   removal stays readable to the responses still sending it.
 
 A failed build marks its record failed (waiting responses end cut short, never with wrong bytes) and its files
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import os
 import stat
@@ -132,6 +133,10 @@ def archive_response(
     cached = not_modified(environ, etag, last_modified)
     if cached is not None:
         return cached
+    if environ.get("REQUEST_METHOD", "GET").upper() == "HEAD":  # the size is known: nothing to build
+        size = archive_layout(with_crcs(entries, open_source)).total
+        return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
+                          etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
     shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
                             local_path=local_path, on_complete=on_complete)
 
@@ -212,7 +217,7 @@ def open_streaming(
         entries = with_crcs(entries, open_source)
         files = archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
         build = archive_stream.Build(entries, archive_layout(entries), files, open_source,
-                                     abandoned=lambda: _abandoned(lock_path, path), on_complete=on_complete)
+                                     hold=lambda: _hold(lock_path, path), on_complete=on_complete)
         file = _join_or_build(build, local_path)
     except archive_stream.BuildFailed as exc:
         _leave(fd, lock_path, path)
@@ -309,19 +314,10 @@ def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
     )
 
 
-def _abandoned(lock_path: Path, path: Path) -> bool:
-    """Whether no response uses the archive any more, for its builder: if so, remove it as the last one would."""
-    try:
-        fd = os.open(lock_path, os.O_RDWR)
-    except FileNotFoundError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return False
-    _leave(fd, lock_path, path)
-    return True
+def _hold(lock_path: Path, path: Path) -> Callable[[], None]:
+    """Take a shared lock on the archive as a response does (for its builder); returns its release."""
+    fd = _locked(lock_path, fcntl.LOCK_SH)
+    return lambda: _leave(fd, lock_path, path)
 
 
 def _leave(fd: int, lock_path: Path, path: Path) -> None:

@@ -13,8 +13,8 @@ pread/pwrite so that threads and processes see the same thing (it lives in LOCK_
 A reader that reaches bytes not yet written polls the record (milliseconds) and never returns them. The builder
 holds `album-<version>.build` (flock) for as long as it runs; a reader that waits and finds that lock free
 while the archive is neither complete nor failed knows the builder was killed, and builds the rest itself
-(photos already in place are kept). A builder whose readers all left stops and removes the files, see
-archive_files.py for the lock protocol. No Flask here.
+(photos already in place are kept). The builder also holds the archive's shared lock like a response, so it
+finishes a build whose readers left for a moment; see archive_files.py for the lock protocol. No Flask here.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Build:
     layout: Layout
     files: Files
     open_source: Callable[[str], io.BufferedIOBase]
-    abandoned: Callable[[], bool]  # True (and the files are gone) once no response uses the archive
+    hold: Callable[[], Callable[[], None]]  # a lock keeping the files while the builder runs; returns its release
     on_complete: Callable[[Path], None] | None = None
 
 
@@ -138,6 +138,7 @@ def prepare(build: Build, record_path: Path, build_fd: int) -> None:
 
     Raises OSError (ENOSPC: the disk cannot hold the archive) before any response starts."""
     count, layout = len(build.entries), build.layout
+    release = build.hold()  # the builder is a user of the files too: a download manager's reconnects find them
     archive_fd = os.open(build.files.archive, os.O_RDWR | os.O_CREAT, 0o666)  # umask applies: nginx reads it
     record_fd = os.open(record_path, os.O_RDWR | os.O_CREAT, 0o600)
     record = Record(record_fd, count)
@@ -150,12 +151,14 @@ def prepare(build: Build, record_path: Path, build_fd: int) -> None:
     except BaseException:
         for fd in (archive_fd, record_fd, build_fd):
             os.close(fd)
+        release()
         raise
     if record.state() == COMPLETE:
         for fd in (archive_fd, record_fd, build_fd):
             os.close(fd)
+        release()
         return
-    thread = threading.Thread(target=_run, args=(build, archive_fd, record, build_fd), daemon=True,
+    thread = threading.Thread(target=_run, args=(build, archive_fd, record, build_fd, release), daemon=True,
                               name=f"archive-{build.files.archive.name}")
     thread.start()
 
@@ -169,8 +172,10 @@ def _reserve(fd: int, size: int) -> None:
     os.ftruncate(fd, size)
 
 
-def _run(build: Build, archive_fd: int, record: Record, build_fd: int) -> None:
-    """Copy every photo not yet in place, those readers wait for first; mark the record complete or failed."""
+def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: Callable[[], None]) -> None:
+    """Copy every photo not yet in place, those readers wait for first; mark the record complete or failed.
+    Runs to the end even when every response left (a download manager reconnects; nothing is built twice),
+    then lets go of the files: removed unless a response still uses them."""
     started, index = time.monotonic(), None
     try:
         done = record.done()
@@ -178,8 +183,8 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int) -> None:
         last, checked = -1, 0.0
         while True:
             if time.monotonic() - checked > WANTED_CHECK:
-                if build.abandoned() or not _is_current(archive_fd, build.files.archive):
-                    log.info("archive %s no longer wanted: build stopped", build.files.archive.name)
+                if not _is_current(archive_fd, build.files.archive):
+                    log.info("archive %s was removed: build stopped", build.files.archive.name)
                     return
                 flags = record.wanted()
                 wanted = [i for i in range(len(flags)) if flags[i] and not done[i]] if any(flags) else []
@@ -206,6 +211,7 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int) -> None:
         os.close(archive_fd)
         os.close(record.fd)
         os.close(build_fd)  # releases the build lock
+        release()
     if build.on_complete is not None:
         try:
             build.on_complete(build.files.archive)
