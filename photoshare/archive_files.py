@@ -27,6 +27,7 @@ import io
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,17 +35,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
 
 from . import archive_stream
 from .archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
-from .downloads import Delivery, OnClose, ResponseFile, not_modified, serve_file
+from .downloads import Delivery, OnClose, ResponseFile, normalise_range, not_modified, serve_file
 from .errors import AppError
 from .logs import FILE_BODY
+from .zip_layout import Layout
 
 log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+LAYOUTS_KEPT = 16
+_LAYOUTS: dict[str, Layout] = {}  # version -> layout, in this process
+_LAYOUTS_LOCK = threading.Lock()
 STREAM_CHUNK = 1024 * 1024
 
 
@@ -127,14 +133,12 @@ def archive_response(
     process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
     archive is whole (e.g. to put it in the ZIP cache)."""
     version = archive_digest(entries)
-    etag = archive_etag(version)
-    if etag_of is not None:
-        etag = etag_of(version, archive_layout(with_crcs(entries, open_source)).total)
+    size = _layout(version, entries, open_source).total
+    etag = archive_etag(version) if etag_of is None else etag_of(version, size)
     cached = not_modified(environ, etag, last_modified)
     if cached is not None:
         return cached
-    if environ.get("REQUEST_METHOD", "GET").upper() == "HEAD":  # the size is known: nothing to build
-        size = archive_layout(with_crcs(entries, open_source)).total
+    if _needs_no_bytes(environ, size):  # a HEAD, or a range past the end (416): the size says it all
         return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
                           etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
     shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
@@ -216,7 +220,7 @@ def open_streaming(
     try:
         entries = with_crcs(entries, open_source)
         files = archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
-        build = archive_stream.Build(entries, archive_layout(entries), files, open_source,
+        build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
                                      hold=lambda: _hold(lock_path, path), on_complete=on_complete)
         file = _join_or_build(build, local_path)
     except archive_stream.BuildFailed as exc:
@@ -314,6 +318,32 @@ def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
     )
 
 
+def _layout(version: str, entries: Sequence[ArchiveEntry], open_source: Callable[[str], BinaryIO]) -> Layout:
+    """The archive's layout, computed once per version in this process (a download manager's 8 ranges, resumes):
+    the version names the bytes, so it names their layout."""
+    layout = _LAYOUTS.get(version)
+    if layout is None:
+        layout = archive_layout(with_crcs(entries, open_source))
+        with _LAYOUTS_LOCK:  # gthread: requests of one worker share this
+            while len(_LAYOUTS) >= LAYOUTS_KEPT:
+                _LAYOUTS.pop(next(iter(_LAYOUTS)))
+            _LAYOUTS[version] = layout
+    return layout
+
+
+def _needs_no_bytes(environ: dict[str, Any], size: int) -> bool:
+    """A HEAD, or a GET whose one range starts past the end (and no If-Range could turn it into a 200)."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method == "HEAD":
+        return True
+    header = environ.get("HTTP_RANGE")
+    if method != "GET" or not header or "HTTP_IF_RANGE" in environ:
+        return False
+    normalised = normalise_range(header, size)
+    parsed = parse_range_header(normalised) if normalised is not None else None
+    return normalised is not None and (parsed is None or parsed.range_for_length(size) is None)
+
+
 def _hold(lock_path: Path, path: Path) -> Callable[[], None]:
     """Take a shared lock on the archive as a response does (for its builder); returns its release."""
     fd = _locked(lock_path, fcntl.LOCK_SH)
@@ -359,13 +389,6 @@ def _is_current(fd: int, lock_path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _open_if_exists(path: Path) -> IO[bytes] | None:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        return None
 
 
 def _remove(path: Path) -> int:
