@@ -144,7 +144,7 @@ def refresh_version(album: Album) -> None:
 def archive_plan(album: Album) -> list[ArchiveEntry]:
     """The entries of the album's "Download all" archive, in album order."""
     return plan_archive(
-        [(p.original_filename, photo_key(p), p.size, p.sha256, p.archive_time) for p in album.photos]
+        [(p.original_filename, photo_key(p), p.size, p.sha256, p.archive_time, p.crc32) for p in album.photos]
     )
 
 

@@ -40,8 +40,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "ZIP_CACHE_DIR": (None, str),  # prepared archives; default instance/zip-cache
     "ZIP_CACHE_TTL_HOURS": (24, float),
     "ZIP_CACHE_MAX_GB": (20, float),
-    "PREPARE_THRESHOLD": (100, int),  # photos above which "Download all" prepares in the background
-    "PREPARE_THRESHOLD_MB": (2048, int),  # ... or bytes above this
+    # Photos above which "Download all" prepares in the background; 0: never. Default 100 with s3/r2 (bytes should
+    # not go through gunicorn), 0 with local storage, where a "Download all" of any size starts at once.
+    "PREPARE_THRESHOLD": (None, int),
+    "PREPARE_THRESHOLD_MB": (None, int),  # ... or megabytes above this; 0: never. Default 2048 with s3/r2, 0 local
     "MAX_UPLOAD_MB": (200, int),  # per request; each file is also checked
     "THUMBNAIL_SIZE": (480, int),
     "VIEW_SIZE": (1600, int),  # long side of the large view a visitor opens in the gallery
@@ -129,6 +131,10 @@ def _derive(app: Flask) -> None:
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     cfg["SQLALCHEMY_DATABASE_URI"] = url
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
+    in_bucket = str(cfg["STORAGE_BACKEND"]).strip().lower() in ("s3", "r2")
+    for key, bucket_default in (("PREPARE_THRESHOLD", 100), ("PREPARE_THRESHOLD_MB", 2048)):
+        if cfg.get(key) is None:
+            cfg[key] = bucket_default if in_bucket else 0
     cfg["BASE_URL"] = cfg["BASE_URL"].rstrip("/")
     cfg["BROKER_URL"] = cfg["CELERY_BROKER_URL"] or cfg["REDIS_URL"]
     cfg["RATELIMIT_STORAGE_URI"] = cfg.get("RATELIMIT_STORAGE_URI") or cfg["REDIS_URL"] or "memory://"

@@ -160,7 +160,7 @@ def test_if_range_with_a_date_never_mixes_two_versions_changed_in_the_same_secon
 def test_if_none_match_gives_304_without_building(app, client, shared_album, caplog):
     _, token = shared_album
     etag = get(client, all_url(token)).headers["ETag"]
-    caplog.set_level(logging.INFO, logger="photoshare.delivery.archive_files")
+    caplog.set_level(logging.INFO, logger="photoshare")  # archive_files and archive_stream
     response = get(client, all_url(token), headers={"If-None-Match": etag})
     assert response.status_code == 304 and "built archive" not in caplog.text
     assert temp_files(app) == []
@@ -289,7 +289,7 @@ def plan(app, make_album):
 
 def test_concurrent_readers_share_one_build_and_the_last_one_removes_it(app, plan, caplog):
     entries, storage = plan
-    caplog.set_level(logging.INFO, logger="photoshare.delivery.archive_files")
+    caplog.set_level(logging.INFO, logger="photoshare")  # archive_files and archive_stream
     barrier, opened, errors = threading.Barrier(8), [], []
     dirs = {"temp_dir": app.config["TEMP_DIR"], "lock_dir": app.config["LOCK_DIR"]}
     with app.app_context():

@@ -83,6 +83,22 @@ def test_download_all_of_a_large_album_leads_to_the_preparing_page(app, client, 
     assert re.search(rf'class="[^"]*download-all" href="/api/share/{small}/download-all"', html_of(client.get(f"/s/{small}")))
 
 
+def test_with_local_storage_download_all_of_any_size_starts_at_once_by_default(app, client, make_album, make_share):
+    """The archive streams while it is built (archive_stream.py): no preparing page however large the album,
+    unless the owner sets a threshold (with a bucket the defaults stay 100 photos / 2 GB)."""
+    assert (app.config["PREPARE_THRESHOLD"], app.config["PREPARE_THRESHOLD_MB"]) == (0, 0)
+    album_id = make_album(count=1)
+    with app.app_context():
+        db.session.execute(db.insert(Photo), [
+            {"album_id": album_id, "position": i, "original_filename": f"IMG_{i:05d}.jpg", "stored_name": f"big{i}.jpg",
+             "size": 50_000_000, "sha256": "0" * 64, "crc32": 0, "content_type": "image/jpeg", "width": 1, "height": 1}
+            for i in range(1, 150)
+        ])
+        db.session.commit()
+    token = make_share(album_id)
+    assert re.search(rf'class="[^"]*download-all" href="/api/share/{token}/download-all"', html_of(client.get(f"/s/{token}")))
+
+
 def test_gallery_counts_each_view_but_not_its_images_or_pages_of_tiles(app, client, make_album, make_share):
     album_id = make_album(count=2)
     token = make_share(album_id)

@@ -104,21 +104,24 @@ def send_photo(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | Non
 
 def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None) -> Response:
     """"Download all" of the album as it is now (never an empty one): its prepared ZIP when there is one (with
-    X-Accel, put into the ZIP cache first, where nginx can send it with a stable mtime), else the shared temp
-    archive, built once for every response that asks (archive_files.py)."""
+    X-Accel, from the ZIP cache, where nginx sends it with a stable mtime), else the shared temp archive, which
+    starts at once and is read while it is built, once for every response that asks (archive_files.py). With
+    X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next time."""
     prepared = accel.cached_archive(album) if accel.enabled() else find_prepared(album)
     if prepared is not None:
         return send_prepared(prepared, album, environ=environ, download_name=download_name, on_close=on_close)
     config = current_app.config
+    options = accel.streaming_options(album) if accel.enabled() else {"last_modified": album.updated_at}
     return archive_files.archive_response(
         archive_plan(album),
         download_name=download_name,
-        last_modified=album.updated_at,
         environ=environ,
         temp_dir=config["TEMP_DIR"],
         lock_dir=config["LOCK_DIR"],
         open_source=get_storage().open,
+        local_path=get_storage().local_path,
         on_close=on_close,
+        **options,
     )
 
 

@@ -12,7 +12,9 @@ file handed over must keep its mtime for as long as its bytes stay the same, als
   the whole new archive, never a mix.
 
 Temporary archives (TEMP_DIR) are never handed over: they are removed when the app's response closes, which
-with X-Accel is before nginx opens them. The internal locations here and in deploy/nginx.conf must agree.
+with X-Accel is before nginx opens them, and nginx cannot send a file still being written. The app streams a
+"Download all" that is not in the ZIP cache while it is built, under the ETag and Last-Modified nginx will give
+it, then links it into the cache (`streaming_options`): later requests, resumes included, go to nginx. The internal locations here and in deploy/nginx.conf must agree.
 No `request` here.
 """
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -29,13 +33,9 @@ from urllib.parse import quote
 from flask import current_app, has_app_context
 from werkzeug.wrappers import Response
 
-from ..albums import archive_plan
-from ..archive import archive_digest
 from ..models import Album
 from ..names import content_disposition
-from ..storage import get_storage
 from . import cache
-from .archive_files import open_shared
 from .ranges import OnClose, nginx_delivery, nginx_etag
 
 log = logging.getLogger(__name__)
@@ -142,29 +142,36 @@ def handoff_response(
 
 
 def cached_archive(album: Album) -> cache.CachedArchive | None:
-    """The album's current archive in the ZIP cache, open and locked against removal, put there now
-    when absent: built once however many requests ask (archive_files.open_shared), then hard-linked into the
-    cache, where the sweeper keeps it or lets it go like any prepared archive. None when it cannot be linked
-    (TEMP_DIR and ZIP_CACHE_DIR on two filesystems): the caller then serves it the phase 1 way."""
-    cached = cache.open_cached(album.id, album.version)
-    if cached is not None:
-        return cached
-    entries = archive_plan(album)  # only on a miss: a cache hit costs no walk over the album's photos
-    if archive_digest(entries) != album.version:
-        return None
-    config = current_app.config
-    shared = open_shared(entries, version=album.version, temp_dir=config["TEMP_DIR"], lock_dir=config["LOCK_DIR"],
-                         open_source=get_storage().open)
-    try:
-        os.link(shared.path, cache.archive_path(album.id, album.version))
-    except FileExistsError:
-        pass  # another worker published it first: the same bytes
-    except OSError as exc:
-        log.warning("archive of album %s not put in the ZIP cache (%s): served by the app", album.id, exc)
-        return None
-    finally:
-        shared.release()
+    """The album's current archive in the ZIP cache, open and locked against removal; None on a miss.
+
+    nginx cannot send a file that is still being written, so on a miss the app streams the archive while it is
+    built (archive_files.archive_response with `streaming_options`), and puts it in the ZIP cache once whole:
+    the next request for it is handed over, and the sweeper keeps it or lets it go like any prepared archive."""
     return cache.open_cached(album.id, album.version)
+
+
+def streaming_options(album: Album) -> dict[str, Any]:
+    """What archive_response needs so that a streamed archive and its hand-over later are one resource: the
+    ETag and Last-Modified nginx will give the cached file (`stable_mtime`, the archive's size), so a resume
+    made against the stream is answered by nginx; and a hook that links the complete archive into the cache.
+    The hook runs in the builder's thread (no app context), hence the path worked out here."""
+    target = cache.archive_path(album.id, album.version)
+    mtime = stable_mtime(f"zip-{album.version}")
+
+    def publish(path: Path) -> None:
+        try:
+            os.link(path, target)
+            os.utime(target, ns=(time.time_ns(), mtime * 1_000_000_000))  # nginx's ETag, as `handoff` sets it
+        except FileExistsError:
+            pass  # another worker published it first: the same bytes
+        except OSError as exc:
+            log.warning("archive of album %s not put in the ZIP cache (%s): served by the app", album.id, exc)
+
+    return {
+        "etag_of": lambda version, size: Handoff("", size, mtime).nginx_etag.strip('"'),
+        "last_modified": datetime.fromtimestamp(mtime, tz=UTC),
+        "on_complete": publish,
+    }
 
 
 def stable_mtime(etag: str) -> int:

@@ -6,39 +6,53 @@ with flock(2), which locks per open file:
 
 - `album-<version>.lock`: every response holds it shared from the moment it asks for the archive until its
   body closes, so nobody removes an archive that someone is building, waiting for or sending;
-- `album-<version>.build`: held exclusively while writing `album-<version>.partial` and renaming it into
-  place; whoever waited for it finds the archive made and opens it, so 8 parallel ranges from a download
-  manager cost one build, and nobody ever waits for another response's download to end;
-- the response that closes last gets `.lock` exclusively without waiting, and removes the archive and both
-  lock files. An archive opened before its removal stays readable to the responses still sending it.
+- `album-<version>.build`: held exclusively by the one builder (a thread of one worker) while it writes the
+  archive in place, its progress in `album-<version>.map` beside it (archive_stream.py). Responses start at once with
+  the exact size (the layout comes from the plan) and read the archive while it is written, waiting for
+  bytes not yet there; so 8 parallel ranges from a download manager cost one build and none waits for another;
+- the response that closes last gets `.lock` exclusively without waiting, and removes the archive, its record
+  and both lock files; the builder holds `.lock` shared too, until its build ends. An archive opened before its
+  removal stays readable to the responses still sending it.
 
-A failed build removes its partial file; nothing is left in TEMP_DIR whatever happens, short of a killed
-process, which `remove_stale` (safe at any time) cleans up after.
+A failed build marks its record failed (waiting responses end cut short, never with wrong bytes) and its files
+go with the last response; nothing is left in TEMP_DIR whatever happens, short of a killed process, which
+`remove_stale` (safe at any time) cleans up after, or whose build a waiting response finishes.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import os
+import stat
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
 
-from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, write_archive
+from .. import archive_stream
+from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
 from ..errors import AppError
-from .ranges import Delivery, OnClose, not_modified
-from .sendfile import serve_file
+from ..logs import FILE_BODY
+from ..zip_layout import Layout
+from .ranges import Delivery, OnClose, normalise_range, not_modified
+from .sendfile import ResponseFile, serve_file
 
 log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+LAYOUTS_KEPT = 16
+_LAYOUTS: dict[str, Layout] = {}  # version -> layout, in this process
+_LAYOUTS_LOCK = threading.Lock()
+STREAM_CHUNK = 1024 * 1024
 
 
 class ArchiveUnavailable(AppError):
@@ -55,7 +69,7 @@ class StorageFull(AppError):
 class SharedArchive:
     """An open archive and the shared lock that keeps it on disk; `release()` once, when done with it."""
 
-    file: IO[bytes]
+    file: IO[bytes] | archive_stream.GrowingArchive  # growing: read while it is built, waits for its bytes
     size: int
     path: Path
     lock_path: Path
@@ -69,6 +83,30 @@ class SharedArchive:
         self._released = True
         self.file.close()
         _leave(self._lock_fd, self.lock_path, self.path)
+
+
+class HeadersFirst:
+    """The body of a growing archive, sent by iteration: first an empty chunk, since gunicorn sends the headers
+    with the first chunk and the first bytes of a range may not be written yet; then chunks of up to 1 MiB as
+    they are written (not ResponseFile's 64 KiB: Python's per-chunk cost would bound the speed), moving the
+    window's position so that its Delivery says what went out. close() closes the body."""
+
+    def __init__(self, body: ResponseFile, growing: archive_stream.GrowingArchive, stop: int) -> None:
+        self._body, self._growing, self._stop = body, growing, stop
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b""
+        while (position := self._body.tell()) < self._stop:
+            self._growing.seek(position)
+            chunk = self._growing.read(min(STREAM_CHUNK, self._stop - position))
+            if not chunk:
+                break
+            self._body.seek(position + len(chunk))
+            yield chunk
+        self._body.read()  # asked past the end: the window went out whole (ResponseFile's rule)
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def archive_etag(version: str) -> str:
@@ -85,23 +123,34 @@ def archive_response(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
     on_close: OnClose | None = None,
+    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    on_complete: Callable[[Path], None] | None = None,
+    etag_of: Callable[[str, int], str] | None = None,
 ) -> Response:
-    """The archive of `entries` as a download response (see downloads.serve_file), built before any byte goes
-    out: a build error is a clear error response, never a truncated ZIP. The ETag comes from the plan, so it
-    names the bytes whichever process built them."""
+    """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
+    exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
+    through `local_path` before the first byte) is a clear error response; one that fails later cuts the
+    response short, never sends wrong bytes. The ETag comes from the plan, so it names the bytes whichever
+    process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
+    archive is whole (e.g. to put it in the ZIP cache)."""
     version = archive_digest(entries)
-    etag = archive_etag(version)
+    size = _layout(version, entries, open_source).total
+    etag = archive_etag(version) if etag_of is None else etag_of(version, size)
     cached = not_modified(environ, etag, last_modified)
     if cached is not None:
         return cached
-    shared = open_shared(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source)
+    if _needs_no_bytes(environ, size):  # a HEAD, or a range past the end (416): the size says it all
+        return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
+                          etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
+    shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
+                            local_path=local_path, on_complete=on_complete)
 
     def close(delivery: Delivery) -> None:
         shared.release()
         if on_close is not None:
             on_close(delivery)
 
-    return serve_file(
+    response = serve_file(
         shared.file,
         environ=environ,
         download_name=download_name,
@@ -112,6 +161,12 @@ def archive_response(
         on_close=close,
         dated_if_range=False,  # an album can change twice within a second: only its ETag names the bytes
     )
+    body = environ.get(FILE_BODY)
+    if isinstance(shared.file, archive_stream.GrowingArchive) and body is not None and response.response is not None:
+        span = response.content_range if response.status_code == 206 else None
+        stop = span.stop if span is not None and span.stop is not None else shared.size
+        response.response = HeadersFirst(body, shared.file, stop)
+    return response
 
 
 def open_shared(
@@ -122,20 +177,60 @@ def open_shared(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
 ) -> SharedArchive:
-    """The archive for `version`, built now unless another response (any worker) has it or is building it.
+    """The whole archive for `version`, built now unless another response (any worker) has it or is building
+    it; returns once it is complete, as a plain file (for a hard link into the ZIP cache).
 
     Raises ArchiveUnavailable (a photo could not be read) or StorageFull; either way nothing is left behind.
+    """
+    shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source)
+    try:
+        growing = shared.file
+        if isinstance(growing, archive_stream.GrowingArchive):
+            growing.wait_complete()
+            shared.file = open(shared.path, "rb")
+            growing.close()
+    except archive_stream.BuildFailed as exc:
+        shared.release()
+        raise _unavailable(exc.entry_name) from ArchiveSourceError(exc.entry_name or "?", exc)
+    except BaseException:
+        shared.release()
+        raise
+    return shared
+
+
+def open_streaming(
+    entries: Sequence[ArchiveEntry],
+    *,
+    version: str,
+    temp_dir: str | os.PathLike[str],
+    lock_dir: str | os.PathLike[str],
+    open_source: Callable[[str], BinaryIO],
+    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    on_complete: Callable[[Path], None] | None = None,
+) -> SharedArchive:
+    """The archive for `version`, open for reading at once: a plain file when complete, else a GrowingArchive
+    whose reads wait for the builder (started here when nobody, in any worker, builds it). Its size is exact.
+
+    Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_path` when this call
+    starts the build) or StorageFull; either way nothing is left behind.
     """
     path = Path(temp_dir) / f"album-{version}.zip"
     lock_path = Path(lock_dir) / f"album-{version}.lock"
     # Held from here on: while anyone holds it, nobody removes the archive, even one not built yet.
     fd = _locked(lock_path, fcntl.LOCK_SH)
     try:
-        file = _open_if_exists(path) or _build_once(entries, path, lock_path.with_suffix(".build"), open_source)
+        entries = with_crcs(entries, open_source)
+        files = archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
+        build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
+                                     hold=lambda: _hold(lock_path, path), on_complete=on_complete)
+        file = _join_or_build(build, local_path)
+    except archive_stream.BuildFailed as exc:
+        _leave(fd, lock_path, path)
+        raise _unavailable(exc.entry_name) from exc
     except BaseException:
         _leave(fd, lock_path, path)
         raise
-    return SharedArchive(file, os.fstat(file.fileno()).st_size, path, lock_path, fd)
+    return SharedArchive(file, build.layout.total, path, lock_path, fd)
 
 
 def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str]) -> int:
@@ -150,6 +245,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
             continue  # in use
         try:
             removed += _remove(path)
+            _remove(lock_path.with_suffix(".map"))
             _remove(lock_path.with_suffix(".build"))
             _remove(lock_path)
         finally:
@@ -157,42 +253,102 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
     return removed
 
 
-def _build_once(
-    entries: Sequence[ArchiveEntry], path: Path, build_lock: Path, open_source: Callable[[str], BinaryIO]
-) -> IO[bytes]:
-    """Build under the exclusive build lock; who waited for it finds the archive made and just opens it."""
-    fd = os.open(build_lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return _open_if_exists(path) or _build(entries, path, open_source)
-    finally:
-        os.close(fd)  # releases the build lock
+def _join_or_build(
+    build: archive_stream.Build, local_path: Callable[[str], os.PathLike[str] | None] | None
+) -> IO[bytes] | archive_stream.GrowingArchive:
+    """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
+    space, write the fixed bytes, start copying. Waits only while another worker prepares (milliseconds)."""
+    delay = archive_stream.POLL_FIRST
+    while True:
+        growing = archive_stream.open_growing(build)
+        if growing is not None:
+            if growing.complete_now():
+                growing.close()
+                return open(build.files.archive, "rb")
+            return growing
+        build_fd = archive_stream.try_build_lock(build.files.build_lock)
+        if build_fd is not None:
+            _start(build, build_fd, local_path)
+            continue
+        time.sleep(delay)
+        delay = min(delay * 2, archive_stream.POLL_MAX)
 
 
-def _build(entries: Sequence[ArchiveEntry], path: Path, open_source: Callable[[str], BinaryIO]) -> IO[bytes]:
-    """Write the archive beside its final name and rename it into place; the partial file never survives."""
-    partial = path.with_suffix(".partial")
-    started = time.monotonic()
+def _start(
+    build: archive_stream.Build, build_fd: int, local_path: Callable[[str], os.PathLike[str] | None] | None
+) -> None:
+    """As the holder of the build lock: check every local photo's size, then start the build."""
     try:
-        with open(partial, "wb") as out:
-            size = write_archive(entries, out, open_source)
-        os.replace(partial, path)
-    except ArchiveSourceError as exc:
-        log.error("archive %s not built: %s", path.name, exc)
-        raise ArchiveUnavailable(
-            f"The photo “{exc.entry_name}” could not be read on the server, so the archive was not made. "
-            "Please let the album owner know."
-        ) from exc
-    except OSError as exc:
+        if local_path is not None:
+            _check_sources(build.entries, local_path)
+        archive_stream.prepare(build, build.files.record, build_fd)
+    except ArchiveUnavailable:
+        os.close(build_fd)
+        raise
+    except OSError as exc:  # prepare closed build_fd
         if exc.errno in NO_SPACE:
-            log.error("archive %s not built: disk full in %s", path.name, path.parent)
+            log.error("archive %s not built: disk full in %s", build.files.archive.name, build.files.archive.parent)
             raise StorageFull() from exc
         raise
-    finally:
-        _remove(partial)
-    elapsed = time.monotonic() - started
-    log.info("built archive %s: %d photos, %d bytes in %.2fs", path.name, len(entries), size, elapsed)
-    return open(path, "rb")
+
+
+def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], os.PathLike[str] | None]) -> None:
+    """Every photo on this machine's disk is there with its planned size: one stat each, before any byte."""
+    for entry in entries:
+        path = local_path(entry.storage_key)
+        if path is None:
+            continue
+        try:
+            status = os.stat(path)
+        except OSError as exc:
+            log.error("archive not built: %s", ArchiveSourceError(entry.name, exc))
+            raise _unavailable(entry.name) from ArchiveSourceError(entry.name, exc)
+        size = status.st_size
+        if stat.S_ISREG(status.st_mode) and size != entry.size:
+            cause = ArchiveSourceError(entry.name, ValueError(f"{size} bytes on disk, {entry.size} expected"))
+            log.error("archive not built: %s", cause)
+            raise _unavailable(entry.name) from cause
+
+
+def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
+    if entry_name is None:
+        return ArchiveUnavailable()
+    return ArchiveUnavailable(
+        f"The photo “{entry_name}” could not be read on the server, so the archive was not made. "
+        "Please let the album owner know."
+    )
+
+
+def _layout(version: str, entries: Sequence[ArchiveEntry], open_source: Callable[[str], BinaryIO]) -> Layout:
+    """The archive's layout, computed once per version in this process (a download manager's 8 ranges, resumes):
+    the version names the bytes, so it names their layout."""
+    layout = _LAYOUTS.get(version)
+    if layout is None:
+        layout = archive_layout(with_crcs(entries, open_source))
+        with _LAYOUTS_LOCK:  # gthread: requests of one worker share this
+            while len(_LAYOUTS) >= LAYOUTS_KEPT:
+                _LAYOUTS.pop(next(iter(_LAYOUTS)))
+            _LAYOUTS[version] = layout
+    return layout
+
+
+def _needs_no_bytes(environ: dict[str, Any], size: int) -> bool:
+    """A HEAD, or a GET whose one range starts past the end (and no If-Range could turn it into a 200)."""
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    if method == "HEAD":
+        return True
+    header = environ.get("HTTP_RANGE")
+    if method != "GET" or not header or "HTTP_IF_RANGE" in environ:
+        return False
+    normalised = normalise_range(header, size)
+    parsed = parse_range_header(normalised) if normalised is not None else None
+    return normalised is not None and (parsed is None or parsed.range_for_length(size) is None)
+
+
+def _hold(lock_path: Path, path: Path) -> Callable[[], None]:
+    """Take a shared lock on the archive as a response does (for its builder); returns its release."""
+    fd = _locked(lock_path, fcntl.LOCK_SH)
+    return lambda: _leave(fd, lock_path, path)
 
 
 def _leave(fd: int, lock_path: Path, path: Path) -> None:
@@ -205,6 +361,7 @@ def _leave(fd: int, lock_path: Path, path: Path) -> None:
     try:
         if _is_current(fd, lock_path):
             _remove(path)
+            _remove(lock_path.with_suffix(".map"))
             _remove(lock_path.with_suffix(".build"))  # only ever used by holders of `lock_path`
             _remove(lock_path)
     finally:
@@ -233,13 +390,6 @@ def _is_current(fd: int, lock_path: Path) -> bool:
         return False
     held = os.fstat(fd)
     return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _open_if_exists(path: Path) -> IO[bytes] | None:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        return None
 
 
 def _remove(path: Path) -> int:

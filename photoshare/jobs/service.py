@@ -61,9 +61,10 @@ class JobView:
 
 
 def needs_preparation(photo_count: int, total_bytes: int) -> bool:
-    """Whether "Download all" should go through the preparing page (above PREPARE_THRESHOLD[_MB])."""
+    """Whether "Download all" should go through the preparing page (above PREPARE_THRESHOLD[_MB]; 0 is never)."""
     cfg = current_app.config
-    return photo_count > cfg["PREPARE_THRESHOLD"] or total_bytes > cfg["PREPARE_THRESHOLD_MB"] * 1024 * 1024
+    photos, megabytes = cfg["PREPARE_THRESHOLD"], cfg["PREPARE_THRESHOLD_MB"]
+    return bool(photos and photo_count > photos) or bool(megabytes and total_bytes > megabytes * 1024 * 1024)
 
 
 def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
