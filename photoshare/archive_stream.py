@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import ArchiveEntry, ArchiveSourceError, copy_entry, write_fixed
+from .lockfiles import is_current
 from .zip_layout import Layout
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
         last, checked = -1, 0.0
         while True:
             if time.monotonic() - checked > WANTED_CHECK:
-                if not _is_current(archive_fd, build.files.archive):
+                if not is_current(archive_fd, build.files.archive):
                     log.info("archive %s was removed: build stopped", build.files.archive.name)
                     return
                 flags = record.wanted()
@@ -231,14 +232,6 @@ def _next(wanted: list[int], done: bytearray, last: int) -> int | None:
         following = done.find(0)
     return None if following == -1 else following
 
-
-def _is_current(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
 class GrowingArchive(io.RawIOBase):

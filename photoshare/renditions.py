@@ -25,6 +25,7 @@ from pathlib import Path
 from .decoding import DecodeBudget
 from .errors import AppError
 from .images import Rendition, render
+from .lockfiles import is_current
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def _one_maker(path: Path, wait: float) -> Iterator[None]:
         except BaseException:
             os.close(fd)
             raise
-        if _is_current(fd, path):
+        if is_current(fd, path):
             break
         os.close(fd)
     try:
@@ -116,10 +117,3 @@ def _flock_until(fd: int, deadline: float) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def _is_current(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)

@@ -41,6 +41,7 @@ from werkzeug.wrappers import Response
 from .. import archive_stream
 from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
 from ..errors import AppError
+from ..lockfiles import is_current
 from ..logs import FILE_BODY
 from ..zip_layout import Layout
 from .ranges import Delivery, OnClose, normalise_range, not_modified
@@ -359,7 +360,7 @@ def _leave(fd: int, lock_path: Path, path: Path) -> None:
         os.close(fd)  # others still use it; the last of them removes it
         return
     try:
-        if _is_current(fd, lock_path):
+        if is_current(fd, lock_path):
             _remove(path)
             _remove(lock_path.with_suffix(".map"))
             _remove(lock_path.with_suffix(".build"))  # only ever used by holders of `lock_path`
@@ -377,19 +378,10 @@ def _locked(lock_path: Path, operation: int) -> int:
         except BaseException:
             os.close(fd)
             raise
-        if _is_current(fd, lock_path):
+        if is_current(fd, lock_path):
             return fd
         os.close(fd)
 
-
-def _is_current(fd: int, lock_path: Path) -> bool:
-    """Is `fd` still the file at `lock_path`, or did the last reader remove it while we waited?"""
-    try:
-        on_disk = os.stat(lock_path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _remove(path: Path) -> int:
