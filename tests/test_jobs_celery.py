@@ -206,7 +206,9 @@ def test_email_from_the_celery_worker_arrives_with_a_working_link(stack):
     album_id, token = stack.album(count=2, title="Birthday")
     before = len(stack.smtp.messages)
     status, data = stack.prepare(token, data={"email": "friend@example.com"})
-    assert status == 202
+    # 202 while it builds; 200 when the worker finished two small photos before the answer left (the notice is
+    # then dispatched at once): both must end in the e-mail.
+    assert status in (200, 202) and data["job_id"]
     poll_status(stack.url, token, data["job_id"])
     wait_until(lambda: len(stack.smtp.messages) > before, timeout=15, what="the e-mail")
     message = stack.smtp.messages[-1]
