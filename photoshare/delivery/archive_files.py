@@ -221,7 +221,7 @@ def open_streaming(
     fd = _locked(lock_path, fcntl.LOCK_SH)
     try:
         entries = with_crcs(entries, open_source)
-        files = archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
+        files = _version_files(path, lock_path)
         build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
                                      hold=lambda: _hold(lock_path, path), on_complete=on_complete)
         file = _join_or_build(build, local_path)
@@ -245,10 +245,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
         except BlockingIOError:
             continue  # in use
         try:
-            removed += _remove(path)
-            _remove(lock_path.with_suffix(".map"))
-            _remove(lock_path.with_suffix(".build"))
-            _remove(lock_path)
+            removed += _remove_version(_version_files(path, lock_path))
         finally:
             os.close(fd)
     return removed
@@ -361,10 +358,7 @@ def _leave(fd: int, lock_path: Path, path: Path) -> None:
         return
     try:
         if is_current(fd, lock_path):
-            _remove(path)
-            _remove(lock_path.with_suffix(".map"))
-            _remove(lock_path.with_suffix(".build"))  # only ever used by holders of `lock_path`
-            _remove(lock_path)
+            _remove_version(_version_files(path, lock_path))
     finally:
         os.close(fd)
 
@@ -382,6 +376,20 @@ def _locked(lock_path: Path, operation: int) -> int:
             return fd
         os.close(fd)
 
+
+
+def _version_files(path: Path, lock_path: Path) -> archive_stream.Files:
+    """One album version's files: the archive, and beside its lock the progress record and the build lock."""
+    return archive_stream.Files(path, lock_path.with_suffix(".map"), lock_path.with_suffix(".build"), lock_path)
+
+
+def _remove_version(files: archive_stream.Files) -> int:
+    """Remove a version's archive and every lock file with it (only by the holder of its exclusive lock; the
+    record and build lock are only ever used by holders of the lock); 1 when the archive itself was there."""
+    removed = _remove(files.archive)
+    for path in (files.record, files.build_lock, files.lock):
+        _remove(path)
+    return removed
 
 
 def _remove(path: Path) -> int:
