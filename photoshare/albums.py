@@ -179,14 +179,20 @@ def rendition_limits() -> Limits:
 
 def ensure_thumbnail(photo: Photo) -> str:
     """The thumbnail's key; an older photo without one gets it (and its view) made, see `ensure_renditions`."""
-    ensure_renditions(photo)
-    return thumbnail_key(photo)
+    return _ensured(photo, thumbnail_key(photo))
 
 
 def ensure_view(photo: Photo) -> str:
     """The key of the photo's large view (VIEW_SIZE on its long side); see `ensure_renditions`."""
-    ensure_renditions(photo)
-    return view_key(photo)
+    return _ensured(photo, view_key(photo))
+
+
+def _ensured(photo: Photo, key: str) -> str:
+    """`key`, made with its sibling when missing. A visitor's request asks the store about this one key only
+    (one HEAD on S3, not one per rendition): the sibling is checked when it is itself asked for."""
+    if not get_storage().exists(key):
+        ensure_renditions(photo)
+    return key
 
 
 def ensure_renditions(photo: Photo, storage: Storage | None = None) -> bool:
