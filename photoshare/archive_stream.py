@@ -177,7 +177,7 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
     """Copy every photo not yet in place, those readers wait for first; mark the record complete or failed.
     Runs to the end even when every response left (a download manager reconnects; nothing is built twice),
     then lets go of the files: removed unless a response still uses them."""
-    started, index = time.monotonic(), None
+    started, index, complete = time.monotonic(), None, False
     try:
         done = record.done()
         wanted: list[int] = []
@@ -201,6 +201,7 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
             if index in wanted:
                 wanted.remove(index)
         record.set_state(COMPLETE)
+        complete = True
         log.info("built archive %s: %d photos, %d bytes in %.2fs", build.files.archive.name, len(build.entries),
                  build.layout.total, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - a thread's failure must reach the waiting readers, logged here
@@ -209,15 +210,21 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
         log.error("archive %s not built: %s", build.files.archive.name, exc)
         return
     finally:
+        if complete:
+            _on_complete(build)  # before `release`: the files may go with it when every response has left
         os.close(archive_fd)
         os.close(record.fd)
         os.close(build_fd)  # releases the build lock
         release()
-    if build.on_complete is not None:
-        try:
-            build.on_complete(build.files.archive)
-        except Exception:
-            log.exception("archive %s built, but its completion hook failed", build.files.archive.name)
+
+
+def _on_complete(build: Build) -> None:
+    if build.on_complete is None:
+        return
+    try:
+        build.on_complete(build.files.archive)
+    except Exception:
+        log.exception("archive %s built, but its completion hook failed", build.files.archive.name)
 
 
 def _next(wanted: list[int], done: bytearray, last: int) -> int | None:

@@ -40,6 +40,14 @@ def temp_files(app) -> list[str]:
     return sorted(os.listdir(app.config["TEMP_DIR"]))
 
 
+def assert_cleaned_up(app, *, locks: bool = False) -> None:
+    """No temp archive (and lock file) is left: the builder thread lets go of them when its build ends, which
+    may be a moment after the last response closed."""
+    lock_dir = app.config["LOCK_DIR"]
+    wait_until(lambda: temp_files(app) == [] and (not locks or os.listdir(lock_dir) == []), timeout=10,
+               what="temp archive removed")
+
+
 def get(client, url: str, **kwargs):
     """Read the whole body and close it, as a server does: the archive's cleanup has run on return."""
     return client.get(url, buffered=True, **kwargs)
@@ -78,7 +86,7 @@ def test_download_all_is_a_stored_zip_of_every_photo_in_album_order(app, client,
         with app.app_context():
             originals = [get_storage().open(albums.photo_key(p)).read() for p in db.session.get(Album, album_id).photos]
         assert [archive.read(name) for name in archive.namelist()] == originals
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_archive_headers_name_the_album_and_derive_etag_from_its_version(app, client, shared_album):
@@ -107,7 +115,7 @@ def test_two_ranges_concatenated_are_the_full_archive(app, client, shared_album)
     assert (head.status_code, rest.status_code) == (206, 206)
     assert rest.headers["Content-Range"] == f"bytes 1000-{len(full) - 1}/{len(full)}"
     assert head.data + rest.data == full
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_head_gives_the_size_and_leaves_no_temp_file(app, client, shared_album):
@@ -116,7 +124,7 @@ def test_head_gives_the_size_and_leaves_no_temp_file(app, client, shared_album):
     response = client.head(all_url(token), buffered=True)
     assert response.status_code == 200 and response.data == b""
     assert response.headers["Content-Length"] == str(size)
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_archive_is_a_file_in_the_temp_folder_while_it_is_served(app, client, shared_album):
@@ -124,7 +132,7 @@ def test_archive_is_a_file_in_the_temp_folder_while_it_is_served(app, client, sh
     response = client.get(all_url(token))  # streamed, still open
     assert temp_files(app) == [f"album-{album_row(app, album_id).version}.zip"]
     response.close()
-    assert temp_files(app) == [] and os.listdir(app.config["LOCK_DIR"]) == []
+    assert_cleaned_up(app, locks=True)
 
 
 def test_album_change_changes_the_etag_and_a_stale_if_range_gets_the_whole_new_archive(app, client, shared_album):
@@ -155,7 +163,7 @@ def test_if_range_with_a_date_never_mixes_two_versions_changed_in_the_same_secon
     assert response.status_code == 200 and response.headers["Last-Modified"] == old.headers["Last-Modified"]
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
         assert archive.namelist()[0] == "renamed.jpg" and archive.testzip() is None
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_if_none_match_gives_304_without_building(app, client, shared_album, caplog):
@@ -164,14 +172,14 @@ def test_if_none_match_gives_304_without_building(app, client, shared_album, cap
     caplog.set_level(logging.INFO, logger="photoshare")  # archive_files and archive_stream
     response = get(client, all_url(token), headers={"If-None-Match": etag})
     assert response.status_code == 304 and "built archive" not in caplog.text
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_unsatisfiable_range_on_the_archive_is_416_and_leaves_nothing(app, client, shared_album):
     _, token = shared_album
     response = get(client, all_url(token), headers={"Range": "bytes=999999999-"})
     assert response.status_code == 416 and response.headers["Content-Range"].startswith("bytes */")
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_empty_album_has_nothing_to_download(app, client, make_album, make_share):
@@ -190,7 +198,7 @@ def test_missing_photo_file_is_a_clear_error_and_no_partial_archive(app, client,
     response = get(client, all_url(token))
     assert response.status_code == 500 and response.headers["Content-Type"] == "application/json"
     assert response.json["error"] == "archive_failed" and "img_0001_1.JPG" in response.json["message"]
-    assert temp_files(app) == [] and os.listdir(app.config["LOCK_DIR"]) == []
+    assert_cleaned_up(app, locks=True)
     page = client.get(all_url(token), headers={"Accept": "text/html"}, buffered=True)
     assert page.status_code == 500 and "Traceback" not in page.get_data(as_text=True)
 
@@ -229,7 +237,7 @@ def test_share_rules_apply_to_download_all(app, client, make_album, make_share):
     assert get(client, all_url(protected), headers={"X-Share-Password": "wrong"}).status_code == 403
     assert get(client, all_url(protected) + "?password=let+me+in").status_code == 200
     assert get(client, all_url(make_share(album_id, downloads_allowed=False))).status_code == 403
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_download_all_is_rate_limited_with_429_and_retry_after(app, client, shared_album):
@@ -239,7 +247,7 @@ def test_download_all_is_rate_limited_with_429_and_retry_after(app, client, shar
     refused = get(client, all_url(token))
     assert refused.status_code == 429 and refused.json["error"] == "too_many_attempts"
     assert 0 < int(refused.headers["Retry-After"]) <= 60
-    assert temp_files(app) == []
+    assert_cleaned_up(app)
 
 
 def test_a_finished_archive_download_counts_once(app, client, shared_album):
@@ -321,7 +329,7 @@ def test_concurrent_readers_share_one_build_and_the_last_one_removes_it(app, pla
         assert temp_files(app) == ["album-v1.zip"]
     opened[-1].release()
     opened[-1].release()  # twice is harmless
-    assert temp_files(app) == [] and os.listdir(app.config["LOCK_DIR"]) == []
+    assert_cleaned_up(app, locks=True)
 
 
 def test_failed_build_raises_and_leaves_neither_archive_nor_lock(app, plan):
@@ -352,4 +360,4 @@ def test_remove_stale_clears_leftovers_of_a_killed_worker_but_not_archives_in_us
     assert archive_files.remove_stale(temp, locks) == 2
     assert temp_files(app) == ["album-live.zip"]
     in_use.release()
-    assert temp_files(app) == [] and os.listdir(locks) == []
+    assert_cleaned_up(app, locks=True)
