@@ -280,7 +280,8 @@ def test_temp_archive_of_a_worker_killed_mid_download_goes_when_its_replacement_
             _eventually(lambda: worker not in _children(server.process.pid) and _children(server.process.pid))
         # Nobody downloads anything again: the replacement worker's start-up removes what the dead one left.
         assert site.wait_temp_empty() == [], f"{left} outlived its worker"
-        assert not [name for name in os.listdir(site.app.config["LOCK_DIR"]) if name.startswith("album-")]
+        lock_dir = site.app.config["LOCK_DIR"]
+        assert _eventually(lambda: not [name for name in os.listdir(lock_dir) if name.startswith("album-")])
     finally:
         server.stop()
 
