@@ -1,0 +1,27 @@
+"""The visitor's language: Flask-Babel with gettext catalogues in photoshare/translations/.
+
+Templates mark text with `_()` / `ngettext()`, Python code with `flask_babel.gettext` (or `lazy_gettext` at
+import time). The language is chosen per request by `select_locale`.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_babel import Babel, get_locale
+
+LANGUAGES = ("en", "de", "fr", "es", "it", "nl")  # English first: the source language and the fallback
+babel = Babel()
+
+
+def select_locale() -> str:
+    """The best of our languages for the visitor's Accept-Language; English when none fits."""
+    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")  # relative to the package
+    babel.init_app(app, locale_selector=select_locale)
+
+    @app.context_processor
+    def language() -> dict[str, str]:
+        return {"html_lang": str(get_locale() or LANGUAGES[0]).replace("_", "-")}
