@@ -102,7 +102,7 @@ def _send_notice(job: DownloadJob, notice: DownloadNotice) -> bool:
         find_share(share.token)  # revoked or expired since: no link to send
     except (ShareGone, ShareNotFound):
         return False
-    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id)
+    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id, plan_ref=job.plan_ref)
     message = ready_message(
         notice.email, album.title, len(album.photos), job.archive_size, links.url(grant), links.expires_at()
     )

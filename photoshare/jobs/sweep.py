@@ -20,6 +20,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import plans
 from ..delivery import bucket, cache
 from ..delivery.archive_files import remove_stale
 from ..extensions import db
@@ -119,10 +120,10 @@ def resend_if_orphaned(job: DownloadJob) -> bool:
 def _sweep_archives(report: SweepReport) -> None:
     entries = cache.entries()
     ids = {entry.album_id for entry in entries}
-    current = dict(db.session.execute(db.select(Album.id, Album.version).where(Album.id.in_(ids))).all()) if ids else {}
+    current = _live_versions(ids)
     cutoff, kept = cache.expires_before(), []
     for entry in entries:
-        if current.get(entry.album_id) != entry.version:
+        if entry.version not in current.get(entry.album_id, ()):
             reason = "outdated"
         elif entry.used_at < cutoff:
             reason = "expired"
@@ -141,6 +142,15 @@ def _sweep_archives(report: SweepReport) -> None:
         if _remove(entry, report):
             total -= entry.size
             report.evicted += 1
+
+
+def _live_versions(album_ids: set[int]) -> dict[int, set[str]]:
+    """Per album, the versions of its current plans (the album, its parts, its selections): the others are
+    outdated."""
+    if not album_ids:
+        return {}
+    albums = db.session.execute(db.select(Album).where(Album.id.in_(album_ids))).scalars()
+    return {album.id: plans.live_versions(album) for album in albums}
 
 
 def _sweep_bucket(report: SweepReport, now: float | None) -> None:
