@@ -35,7 +35,7 @@ def test_parts_keep_album_order_and_each_archive_is_at_most_the_limit_to_the_byt
     assert [(p.part, p.parts) for p in parts] == [(n, 20) for n in range(1, 21)]
     assert all(archive_layout(p.entries).total <= first_two for p in parts)
     assert archive_layout(parts[0].entries).total == first_two
-    assert [len(p.entries) for p in plans.split(whole, limit=first_two - 1)][:2] == [1, 2]  # 1 byte less: one
+    assert {len(p.entries) for p in plans.split(whole, limit=first_two - 1)} == {1}  # 1 byte less: one each
 
 
 def test_a_photo_larger_than_the_limit_gets_a_part_of_its_own():
