@@ -118,3 +118,21 @@ def test_a_malformed_plan_reference_names_no_plan(app, make_album, ref):
     with app.app_context():
         with pytest.raises(plans.PartNotFound):
             plans.resolve(db.session.get(Album, album_id), ref)
+
+
+def test_the_sweep_forgets_selections_of_an_album_version_that_is_gone(app, make_album):
+    from photoshare import albums
+    from photoshare.jobs.sweep import sweep
+    from photoshare.models import Selection
+
+    album_id, other_id = make_album(count=2), make_album(count=2)
+    with app.app_context():
+        album, other = db.session.get(Album, album_id), db.session.get(Album, other_id)
+        old, _ = plans.make_selection(album, [album.photos[0].id])
+        albums.rename_photo(album.photos[1], "renamed.jpg")
+        current, _ = plans.make_selection(album, [album.photos[0].id])
+        untouched, _ = plans.make_selection(other, [other.photos[1].id])
+        sweep(revive=False)
+        left = set(db.session.execute(db.select(Selection.id)).scalars())
+        assert left == {current.selection_id, untouched.selection_id}
+        assert old.selection_id != current.selection_id

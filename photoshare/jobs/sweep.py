@@ -24,7 +24,7 @@ from .. import plans
 from ..delivery import bucket, cache
 from ..delivery.archive_files import remove_stale
 from ..extensions import db
-from ..models import Album, DownloadJob, DownloadNotice, utcnow
+from ..models import Album, DownloadJob, DownloadNotice, Selection, utcnow
 from ..storage import StorageError
 from . import store
 from .current import get_runner
@@ -82,6 +82,7 @@ def sweep(*, revive: bool = True, now: float | None = None) -> SweepReport:
         _sweep_bucket(report, now)
     report.temp_files = remove_temp_leftovers(current_app.config)
     _forget_old_jobs()
+    _forget_outdated_selections()
     _remove_idle_lock_files()
     if report.stuck or report.expired or report.outdated or report.evicted or report.partials or report.temp_files:
         log.info("sweep: %s", report.summary())
@@ -180,6 +181,14 @@ def _forget_old_jobs() -> None:
     old = db.select(DownloadJob.id).where(DownloadJob.active_key.is_(None), DownloadJob.finished_at < cutoff)
     db.session.execute(db.delete(DownloadNotice).where(DownloadNotice.job_id.in_(old)))
     store.delete_finished_before(cutoff)
+
+
+def _forget_outdated_selections() -> None:
+    """Selections of an album version that is no longer the album's (or of a deleted album) answer 410 or 404
+    whatever happens: their rows go. The visitor's browser keeps the photo ids and simply selects again."""
+    current = db.select(Album.id).where(Album.id == Selection.album_id, Album.version == Selection.album_version)
+    db.session.execute(db.delete(Selection).where(~current.exists()))
+    db.session.commit()
 
 
 def _remove_idle_lock_files() -> None:
