@@ -134,7 +134,9 @@ def split(plan: ArchivePlan, limit: int | None = None) -> list[ArchivePlan]:
 
 
 def parts_of(plan: ArchivePlan) -> list[ArchivePlan]:
-    """The parts offered beside the whole archive: none when it fits in one."""
+    """The parts offered beside the whole archive: none when it fits in one, or when ARCHIVE_PART_MB is 0."""
+    if float(current_app.config["ARCHIVE_PART_MB"]) <= 0:
+        return []
     parts = split(plan)
     return parts if len(parts) > 1 else []
 

@@ -62,6 +62,12 @@ def test_a_small_plan_is_one_part_and_offers_none(app):
         assert plans.part_limit() == ZIP64_LIMIT
 
 
+def test_no_parts_when_archive_part_mb_is_0(app):
+    with app.app_context():
+        app.config["ARCHIVE_PART_MB"] = 0
+        assert plans.parts_of(plan_of(1000, 1000, 1000)) == []
+
+
 def test_part_limit_takes_decimal_megabytes(app):
     with app.app_context():
         app.config["ARCHIVE_PART_MB"] = 0.5

@@ -117,7 +117,8 @@ def download_all_url(token: str, totals: gallery.AlbumTotals) -> str:
 def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str, object]]:
     """The album's parts for "Download all" (empty when it fits in one). Loads the whole album only when its
     photos alone could come near ARCHIVE_PART_MB; the gallery stays one page's worth of work otherwise."""
-    if not link.downloads_allowed or totals.total_bytes + totals.photo_count * PART_ENTRY_MAX < plans.part_limit():
+    limit = plans.part_limit()
+    if not link.downloads_allowed or limit <= 0 or totals.total_bytes + totals.photo_count * PART_ENTRY_MAX < limit:
         return []
     return [
         {"part": part.part, "parts": part.parts, "photo_count": part.photo_count, "size": part.size,
