@@ -40,6 +40,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "ZIP_CACHE_DIR": (None, str),  # prepared archives; default instance/zip-cache
     "ZIP_CACHE_TTL_HOURS": (24, float),
     "ZIP_CACHE_MAX_GB": (20, float),
+    # An archive (album or selection) larger than this is also offered in parts of at most this size, each a
+    # plain ZIP (no ZIP64); a float, so tests can make parts of a few KB; 0: never in parts.
+    "ARCHIVE_PART_MB": (2000, float),
     # Photos above which "Download all" prepares in the background; 0: never. Default 100 with s3/r2 (bytes should
     # not go through gunicorn), 0 with local storage, where a "Download all" of any size starts at once.
     "PREPARE_THRESHOLD": (None, int),

@@ -7,7 +7,9 @@ import time). The language is chosen per request by `select_locale`.
 from __future__ import annotations
 
 from flask import Flask, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext, ngettext
+
+from .names import photo_name
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl")  # English first: the source language and the fallback
 babel = Babel()
@@ -25,3 +27,19 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def language() -> dict[str, str]:
         return {"html_lang": str(get_locale() or LANGUAGES[0]).replace("_", "-")}
+
+
+# The download names of a selection and of a part, in the visitor's language; one place, so that the naming helpers
+# of the translations work can replace these two as they are. ZIP-name rules as archive.archive_name.
+def download_name_for_selection(title: str, count: int) -> str:
+    """`<album title> (12 photos).zip`."""
+    return _zip_name(ngettext("%(title)s (%(num)d photo)", "%(title)s (%(num)d photos)", count, title=title))
+
+
+def download_name_for_part(title: str, part: int, parts: int) -> str:
+    """`<album title> (part 2 of 3).zip`."""
+    return _zip_name(gettext("%(title)s (part %(part)d of %(parts)d)", title=title, part=part, parts=parts))
+
+
+def _zip_name(stem: str) -> str:
+    return photo_name(stem.replace("/", "-").replace("\\", "-"), fallback="album") + ".zip"

@@ -6,7 +6,7 @@ import secrets
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -130,6 +130,9 @@ class DownloadJob(db.Model):
     # "album_id:version" while the job can still be joined (queued, processing, ready), NULL once it is over.
     # Unique, so concurrent prepares of one album version insert exactly one row: the lock is the database's.
     active_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    # Which plan of the album (plans.ArchivePlan.ref): "" the whole album, else a selection and/or a part;
+    # `album_version` is then that plan's version (the digest of its entries).
+    plan_ref: Mapped[str] = mapped_column(String(48), default="", server_default="")
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | processing | ready | failed
     bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -139,6 +142,19 @@ class DownloadJob(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Selection(db.Model):
+    """Photos a visitor picked, keyed by a digest of the album version and the set of photo ids (plans.py)."""
+
+    __tablename__ = "selections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    album_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: an album's deletion ends it anyway
+    album_version: Mapped[str] = mapped_column(String(64))  # the album changed since: 410, select again
+    photo_ids: Mapped[str] = mapped_column(Text)  # comma-separated, in album order
+    photo_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DownloadNotice(db.Model):
@@ -162,4 +178,4 @@ def increment(model: type[db.Model], row_id: int, *columns: str) -> None:
     db.session.commit()
 
 
-__all__ = ["Album", "DownloadJob", "DownloadNotice", "Photo", "ShareLink", "User", "increment", "utcnow"]
+__all__ = ["Album", "DownloadJob", "DownloadNotice", "Photo", "Selection", "ShareLink", "User", "increment", "utcnow"]

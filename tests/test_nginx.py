@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -38,7 +39,8 @@ MODES = {
     "x-accel": {"SENDFILE_BACKEND": "x-accel", "PROXY_FIX_HOPS": "1"},
     "app": {"SENDFILE_BACKEND": "", "PROXY_FIX_HOPS": "1"},
 }
-COMMON = {"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute", "PASSWORD_RATE_LIMIT": "5 per minute", "MAX_UPLOAD_MB": "1"}
+COMMON = {"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute", "PASSWORD_RATE_LIMIT": "5 per minute", "MAX_UPLOAD_MB": "1",
+          "ARCHIVE_PART_MB": "0.4"}  # the album (4 photos of about 180 KB) comes in parts too
 
 
 @dataclass
@@ -364,6 +366,41 @@ def test_cached_archive_keeps_nginx_etag_across_a_rebuild(stack: Stack, site: Si
     assert again.header("ETag") == etag
     resumed = fetch(url, headers={"Range": "bytes=5000-", "If-Range": etag})
     assert resumed.status == 206 and resumed.body == first.body[5000:]
+
+
+def test_a_selection_and_a_part_resume_and_keep_their_etag_through_nginx(stack: Stack, site: Site, tmp_path: Path):
+    """A selection and part 2 of the album: whole, cut at 100 KB and resumed with `curl -C -`, each entry the
+    original's bytes; the second request is handed to nginx (X-Accel) under the same ETag as the first."""
+    token = site.tokens["open"]
+    listing = json.loads(fetch(f"{stack.url}/api/share/{token}").body)
+    assert len(listing["archives"]) >= 2
+    part = listing["archives"][1]
+    made = fetch(f"{stack.url}/api/share/{token}/selections", method="POST",
+                 headers={"Content-Type": "application/json"},
+                 body=json.dumps({"photo_ids": [site.photo_ids[3], site.photo_ids[1]]}).encode())
+    assert made.status in (200, 201), made.body
+    selection = json.loads(made.body)
+    for url, photo_ids in ((selection["download_url"], [site.photo_ids[1], site.photo_ids[3]]),
+                           (part["download_url"], None)):
+        assert url.startswith(stack.url)  # BASE_URL is nginx's https address
+        whole, cut = tmp_path / "whole.zip", tmp_path / "cut.zip"
+        curl("-o", whole, url)
+        data = whole.read_bytes()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            assert archive.testzip() is None
+            if photo_ids is not None:
+                assert [archive.read(info) for info in archive.infolist()] == [site.original(i) for i in photo_ids]
+        subprocess.run(["bash", "-c", f"curl -sk '{url}' | head -c 100000 > '{cut}'"], check=True, timeout=60)
+        assert cut.stat().st_size == 100_000
+        curl("-C", "-", "-o", cut, url)
+        assert cut.read_bytes() == data
+        first, second = fetch(url, method="HEAD"), fetch(url, method="HEAD")
+        assert first.header("ETag") == second.header("ETag")
+        assert int(first.header("Content-Length")) == len(data)
+        resumed = fetch(url, headers={"Range": "bytes=5000-", "If-Range": first.header("ETag")})
+        assert resumed.status == 206 and resumed.body == data[5000:]
+        if stack.x_accel:
+            assert NGINX_ETAG.match(first.header("ETag") or "")
 
 
 # ---- static files, uploads, HTTPS ----------------------------------------------------------------------------

@@ -489,3 +489,44 @@ def test_local_cdn_caches_images_of_open_shares_only(make_site):
     assert refused.status_code == 401 and refused.headers["Cache-Control"] == "no-store"
     download = client.get(f"/api/share/{open_token}/download/{photo}")
     assert download.status_code == 200 and "public" not in download.headers["Cache-Control"]
+
+
+def test_a_selection_and_a_part_from_the_bucket_stream_at_once_then_redirect_once_prepared(
+        make_site, s3_config, instance, tmp_path):
+    """With s3, a selection and part 2 are built from the store's originals and streamed by the app; once
+    prepared they live in `zips/` under their own versions and every download is a redirect to the store,
+    where Range and `curl -C -` resume the same bytes."""
+    settings = {**s3_config, "ARCHIVE_PART_MB": "0.3"}  # 4 photos of about 110 KB: 2 parts or more
+    app = make_site(settings)
+    album_id = add_album(app, {f"IMG_{i}.jpg": make_jpeg(400, 300, color=(i * 60, 20, 20), noise=1) for i in range(4)})
+    token = add_share(app, album_id)
+    ids = photo_ids(app, album_id)
+    server = LiveServer(instance, env=settings, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        api = f"{server.url}/api/share/{token}"
+        parts = requests.get(api, timeout=10).json()["archives"]
+        assert len(parts) >= 2
+        selection = requests.post(f"{api}/selections", json={"photo_ids": [ids[2], ids[0]]}, timeout=10).json()
+        cases = [(selection["download_url"], {"selection_id": selection["selection_id"]}, "Trip (2 photos).zip"),
+                 (parts[1]["download_url"], {"part": 2}, f"Trip (part 2 of {len(parts)}).zip")]
+        for url, plan, name in cases:
+            direct = requests.get(url, allow_redirects=False, timeout=30)
+            assert direct.status_code == 200 and zipfile.ZipFile(io.BytesIO(direct.content)).testzip() is None
+            job_id = requests.post(f"{api}/prepare-download", json=plan, timeout=10).json()["job_id"]
+            ready = wait_until(lambda job_id=job_id: (lambda d: d if d["status"] in ("ready", "failed") else None)(
+                requests.get(f"{api}/download-status/{job_id}", timeout=10).json()), what="the job")
+            assert ready["status"] == "ready", ready
+            signed = requests.get(ready["download_url"], allow_redirects=False, timeout=10)
+            assert signed.status_code == 302 and f"/zips/album-{album_id}-" in signed.headers["Location"]
+            assert query_of(signed.headers["Location"])["response-content-disposition"] == content_disposition(name)
+            assert requests.get(signed.headers["Location"], timeout=10).content == direct.content
+            again = requests.get(url, allow_redirects=False, timeout=10)  # now handed to the store as well
+            assert again.status_code == 302 and again.headers["Location"].startswith(s3_config["S3_ENDPOINT_URL"])
+            resumed = requests.get(url, headers={"Range": "bytes=1000-"}, timeout=10)
+            assert resumed.status_code == 206 and resumed.content == direct.content[1000:]
+            out = tmp_path / "resumed.zip"
+            subprocess.run(["curl", "-sSfL", "-r", "0-9999", "-o", str(out), url], check=True, timeout=30)
+            subprocess.run(["curl", "-sSfL", "-C", "-", "-o", str(out), url], check=True, timeout=30)
+            assert out.read_bytes() == direct.content
+    finally:
+        server.stop()

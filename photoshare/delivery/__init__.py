@@ -1,7 +1,7 @@
 """How bytes reach a visitor: one seam for every download, whatever sends them.
 
-A caller (a view, a job) says *what* to send: a photo, an album's "Download all", a prepared archive, a
-rendition, or any file with its validators (strong ETag, Last-Modified, size, download name) and an on-close
+A caller (a view, a job) says *what* to send: a photo, an archive plan (plans.py: the album's "Download all",
+a selection, a part), a prepared archive, a rendition, or any file with its validators (strong ETag, Last-Modified, size, download name) and an on-close
 callback. It never decides *how*: that is picked here, by configuration and by where the bytes are:
 
 - gunicorn sends the file itself with sendfile(2) (sendfile.py); the Range and conditional rules every
@@ -27,10 +27,12 @@ from werkzeug.http import parse_etags
 from werkzeug.utils import send_file as werkzeug_send_file
 from werkzeug.wrappers import Response
 
-from ..albums import archive_plan, photo_key
+from .. import plans
+from ..albums import photo_key
 from ..errors import NotFound
 from ..images import InvalidImage
 from ..models import Album, Photo, ShareLink
+from ..plans import ArchivePlan
 from ..storage import get_storage
 from . import accel, archive_files, bucket, cache, links, redirects, sendfile
 from .ranges import Delivery, OnClose
@@ -49,6 +51,7 @@ __all__ = [
     "open_for_link",
     "prepared_size",
     "send_album",
+    "send_archive",
     "send_file",
     "send_photo",
     "send_prepared",
@@ -103,17 +106,27 @@ def send_photo(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | Non
 
 
 def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None) -> Response:
-    """"Download all" of the album as it is now (never an empty one): its prepared ZIP when there is one (with
-    X-Accel, from the ZIP cache, where nginx sends it with a stable mtime), else the shared temp archive, which
-    starts at once and is read while it is built, once for every response that asks (archive_files.py). With
-    X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next time."""
-    prepared = accel.cached_archive(album) if accel.enabled() else find_prepared(album)
+    """"Download all" of the album as it is now (never an empty one): `send_archive` of its whole plan."""
+    return send_archive(plans.album_plan(album), environ=environ, download_name=download_name, on_close=on_close)
+
+
+def send_archive(
+    plan: ArchivePlan, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None
+) -> Response:
+    """The archive of a plan (the album, a selection, a part; never empty): its prepared ZIP when there is one
+    (with X-Accel, from the ZIP cache, where nginx sends it with a stable mtime), else the shared temp archive,
+    which starts at once and is read while it is built, once for every response that asks (archive_files.py).
+    With X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next
+    time. Everything is keyed by the plan's version, so each plan has its own ETag, bytes and files."""
+    version = plan.version
+    prepared = accel.cached_archive(plan.album_id, version) if accel.enabled() else find_prepared(plan)
     if prepared is not None:
-        return send_prepared(prepared, album, environ=environ, download_name=download_name, on_close=on_close)
+        return send_prepared(prepared, plan, environ=environ, download_name=download_name, on_close=on_close)
     config = current_app.config
-    options = accel.streaming_options(album) if accel.enabled() else {"last_modified": album.updated_at}
+    options = (accel.streaming_options(plan.album_id, version) if accel.enabled()
+               else {"last_modified": plan.last_modified})
     return archive_files.archive_response(
-        archive_plan(album),
+        list(plan.entries),
         download_name=download_name,
         environ=environ,
         temp_dir=config["TEMP_DIR"],
@@ -126,10 +139,11 @@ def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_
 
 
 def send_prepared(
-    prepared: Prepared, album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None
+    prepared: Prepared, plan: ArchivePlan, *, environ: dict[str, Any], download_name: str,
+    on_close: OnClose | None = None,
 ) -> Response:
     """A prepared archive as a resumable download, validators exactly as the temp archive's (the ETag is the
-    album version's). The response owns the file and its shared lock until the server closes it.
+    plan version's). The response owns the file and its shared lock until the server closes it.
 
     An archive in the bucket is a 302 to a presigned URL instead (its lifetime is `prepared.url_seconds`),
     counted as `redirects.hand_over` says; Range and resume then go to the store."""
@@ -142,20 +156,19 @@ def send_prepared(
         environ=environ,
         download_name=download_name,
         mimetype="application/zip",
-        etag=archive_files.archive_etag(album.version),
-        last_modified=album.updated_at,
+        etag=archive_files.archive_etag(plan.version),
+        last_modified=plan.last_modified,
         size=prepared.size,
         on_close=on_close,
         dated_if_range=False,  # as archive_files.archive_response: only the ETag names an archive's bytes
     )
 
 
-def find_prepared(album: Album) -> Prepared | None:
-    """The prepared ZIP of the album's current version, if there is one (locked on disk, or fresh in the
-    bucket)."""
+def find_prepared(plan: ArchivePlan) -> Prepared | None:
+    """The prepared ZIP of the plan's version, if there is one (locked on disk, or fresh in the bucket)."""
     if bucket.in_bucket():
-        return bucket.find_fresh(album.id, album.version)
-    return cache.cached_archive(album)
+        return bucket.find_fresh(plan.album_id, plan.version)
+    return cache.open_cached(plan.album_id, plan.version)
 
 
 def open_for_link(grant: links.Grant) -> Prepared | None:

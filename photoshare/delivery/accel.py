@@ -33,7 +33,6 @@ from urllib.parse import quote
 from flask import current_app, has_app_context
 from werkzeug.wrappers import Response
 
-from ..models import Album
 from ..names import content_disposition
 from . import cache
 from .ranges import OnClose, nginx_delivery, nginx_etag
@@ -141,22 +140,22 @@ def handoff_response(
     return response
 
 
-def cached_archive(album: Album) -> cache.CachedArchive | None:
-    """The album's current archive in the ZIP cache, open and locked against removal; None on a miss.
+def cached_archive(album_id: int, version: str) -> cache.CachedArchive | None:
+    """The archive of this version (an album's, a selection's, a part's) in the ZIP cache, open and locked against removal; None on a miss.
 
     nginx cannot send a file that is still being written, so on a miss the app streams the archive while it is
     built (archive_files.archive_response with `streaming_options`), and puts it in the ZIP cache once whole:
     the next request for it is handed over, and the sweeper keeps it or lets it go like any prepared archive."""
-    return cache.open_cached(album.id, album.version)
+    return cache.open_cached(album_id, version)
 
 
-def streaming_options(album: Album) -> dict[str, Any]:
+def streaming_options(album_id: int, version: str) -> dict[str, Any]:
     """What archive_response needs so that a streamed archive and its hand-over later are one resource: the
     ETag and Last-Modified nginx will give the cached file (`stable_mtime`, the archive's size), so a resume
     made against the stream is answered by nginx; and a hook that links the complete archive into the cache.
     The hook runs in the builder's thread (no app context), hence the path worked out here."""
-    target = cache.archive_path(album.id, album.version)
-    mtime = stable_mtime(f"zip-{album.version}")
+    target = cache.archive_path(album_id, version)
+    mtime = stable_mtime(f"zip-{version}")
 
     def publish(path: Path) -> None:
         try:
@@ -165,7 +164,7 @@ def streaming_options(album: Album) -> dict[str, Any]:
         except FileExistsError:
             pass  # another worker published it first: the same bytes
         except OSError as exc:
-            log.warning("archive of album %s not put in the ZIP cache (%s): served by the app", album.id, exc)
+            log.warning("archive of album %s not put in the ZIP cache (%s): served by the app", album_id, exc)
 
     return {
         "etag_of": lambda version, size: Handoff("", size, mtime).nginx_etag.strip('"'),

@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -118,12 +119,12 @@ def album_archives(album_id: int) -> list[tuple[str, Path]]:
     return found
 
 
-def invalidate(album_id: int, keep_version: str | None) -> list[Path]:
-    """Remove the album's archives of every version but `keep_version`; returns those still in use (the
-    sweeper takes them later: they are never served again since their version is not the album's)."""
+def invalidate(album_id: int, keep_versions: Collection[str]) -> list[Path]:
+    """Remove the album's archives of every version but `keep_versions` (those of the album's current plans);
+    returns those still in use (the sweeper takes them later: they are never served again)."""
     busy = []
     for version, path in album_archives(album_id):
-        if version != keep_version and remove_if_idle(path) is None:
+        if version not in keep_versions and remove_if_idle(path) is None:
             busy.append(path)
     return busy
 

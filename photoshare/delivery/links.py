@@ -22,12 +22,14 @@ PATH_PREFIX = "/d/"
 
 @dataclass(frozen=True)
 class Grant:
-    """What a download link allows: this share's visitor may fetch this album version's archive."""
+    """What a download link allows: this share's visitor may fetch this archive version (of the album's plan
+    `plan_ref`, plans.py: "" the whole album, else a selection and/or a part)."""
 
     album_id: int
     version: str
     share_id: int
     issued_at: float | None = field(default=None, compare=False)  # Unix time, set when read from a link
+    plan_ref: str = ""
 
     def seconds_left(self, now: float | None = None) -> int:
         """How long the link stays valid (a presigned URL handed out for it must not outlive it)."""
@@ -57,7 +59,9 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def sign(grant: Grant, *, issued_at: float | None = None) -> str:
     """The signed token; `issued_at` (a Unix time) re-issues a link dated in the past, e.g. in tests."""
-    payload = [grant.album_id, grant.version, grant.share_id]
+    payload: list[object] = [grant.album_id, grant.version, grant.share_id]
+    if grant.plan_ref:
+        payload.append(grant.plan_ref)  # links to the whole album stay as they were
     if issued_at is None:
         return _serializer().dumps(payload)
     serializer = _serializer()
@@ -88,7 +92,7 @@ def load(token: str) -> Grant:
     grant = _grant(payload)
     if grant is None:
         raise LinkInvalid()
-    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp())
+    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref)
 
 
 def _expired_grant(raw: object) -> Grant | None:
@@ -101,9 +105,11 @@ def _expired_grant(raw: object) -> Grant | None:
 
 def _grant(payload: object) -> Grant | None:
     try:
-        album_id, version, share_id = payload  # type: ignore[misc]
+        album_id, version, share_id, *rest = payload  # type: ignore[misc]
     except (TypeError, ValueError):
         return None
-    if not (isinstance(album_id, int) and isinstance(version, str) and isinstance(share_id, int)):
+    plan_ref = rest[0] if len(rest) == 1 else ""
+    if not (isinstance(album_id, int) and isinstance(version, str) and isinstance(share_id, int)
+            and isinstance(plan_ref, str) and len(rest) <= 1):
         return None
-    return Grant(album_id, version, share_id)
+    return Grant(album_id, version, share_id, plan_ref=plan_ref)

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response
 
-from .. import albums
+from .. import albums, plans
 from ..delivery import cache
 from ..errors import error_response
 from ..extensions import db
@@ -79,7 +79,7 @@ def _on_album_changed(sender: Any, album_id: int, old_version: str, **_extra: An
     if EXTENSION not in getattr(sender, "extensions", {}):
         return
     album = db.session.get(Album, album_id, populate_existing=True)
-    keep = album.version if album is not None else None
+    keep = plans.live_versions(album) if album is not None else set()
     store.retire_album(album_id, keep, store.ALBUM_CHANGED)
     busy = cache.invalidate(album_id, keep)
     if busy:

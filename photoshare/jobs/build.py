@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from flask import current_app
 
-from .. import albums
+from .. import plans
 from ..archive import ArchiveSourceError, write_archive
 from ..delivery import bucket, cache
+from ..errors import AppError
 from ..extensions import db
 from ..models import Album
 from ..storage import StorageError, get_storage
@@ -39,7 +40,8 @@ def run_build(job_id: str) -> None:
         return
     job = store.get(job_id)
     album = db.session.get(Album, job.album_id, populate_existing=True) if job else None
-    if job is None or album is None or album.version != job.album_version:
+    plan = _plan(album, job.plan_ref) if job is not None and album is not None else None
+    if job is None or plan is None or plan.version != job.album_version:
         store.fail(job_id, store.ALBUM_CHANGED)
         return
     stale = current_app.config["JOB_STALE_SECONDS"]
@@ -49,7 +51,7 @@ def run_build(job_id: str) -> None:
         store.fail(job_id, store.BUSY)
         return
     try:
-        _build_locked(job_id, album, job.album_version, lock.extend)
+        _build_locked(job_id, plan, lock.extend)
     finally:
         lock.release()
     job = store.get(job_id)
@@ -57,7 +59,16 @@ def run_build(job_id: str) -> None:
         notify.send_for_job(job_id)
 
 
-def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[], None]) -> None:
+def _plan(album: Album, ref: str) -> plans.ArchivePlan | None:
+    """The plan a job builds (the album, a selection, a part), or None when the album no longer has it."""
+    try:
+        return plans.resolve(album, ref)
+    except AppError:
+        return None
+
+
+def _build_locked(job_id: str, plan: plans.ArchivePlan, keep_lock: Callable[[], None]) -> None:
+    album, version = plan.album, plan.version
     in_bucket = bucket.in_bucket()
     target = cache.archive_path(album.id, version)
     try:
@@ -70,7 +81,7 @@ def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[
         # A build that was declared dead finished after all: no need to build again.
         store.finish(job_id, existing.size if existing is not None else target.stat().st_size)
         return
-    entries = albums.archive_plan(album)
+    entries = list(plan.entries)
     if not store.start(job_id, sum(entry.size for entry in entries)):
         return
     partial = cache.partial_path(job_id)
@@ -137,7 +148,7 @@ class _Reporter:
 def _drop_if_outdated(album_id: int, version: str) -> None:
     """The album changed while we renamed the archive into place: an old version must not linger."""
     album = db.session.get(Album, album_id, populate_existing=True)
-    if album is None or album.version != version:
+    if album is None or version not in plans.live_versions(album):
         # In a bucket nothing can tell whether it is in use: the sweeper removes it in time (bucket.py).
         cache.remove_if_idle(cache.archive_path(album_id, version))
 

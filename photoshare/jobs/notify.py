@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from .. import plans
 from ..access import ShareGone, ShareNotFound, find_share
 from ..delivery import links
 from ..errors import AppError
@@ -102,10 +103,12 @@ def _send_notice(job: DownloadJob, notice: DownloadNotice) -> bool:
         find_share(share.token)  # revoked or expired since: no link to send
     except (ShareGone, ShareNotFound):
         return False
-    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id)
-    message = ready_message(
-        notice.email, album.title, len(album.photos), job.archive_size, links.url(grant), links.expires_at()
-    )
+    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id, plan_ref=job.plan_ref)
+    try:  # a selection's or a part's own photo count
+        photos = plans.resolve(album, job.plan_ref).photo_count
+    except AppError:
+        photos = len(album.photos)
+    message = ready_message(notice.email, album.title, photos, job.archive_size, links.url(grant), links.expires_at())
     try:
         deliver(message)
     except (OSError, smtplib.SMTPException) as exc:

@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import current_app
 
-from .. import delivery
+from .. import delivery, plans
 from ..access import find_share, require_downloads
 from ..albums import EMPTY_VERSION, EmptyAlbum
 from ..delivery import cache, links
 from ..errors import AppError, NotFound
 from ..extensions import db
-from ..models import Album, DownloadJob, ShareLink
+from ..models import DownloadJob, ShareLink
+from ..plans import ArchivePlan
 from . import notify, store
 from .current import get_runner
 from .sweep import fail_if_stuck, resend_if_orphaned
@@ -67,19 +68,22 @@ def needs_preparation(photo_count: int, total_bytes: int) -> bool:
     return bool(photos and photo_count > photos) or bool(megabytes and total_bytes > megabytes * 1024 * 1024)
 
 
-def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
-    """Join the album version's job or start one; ready at once when its archive is already cached.
+def prepare(link: ShareLink, *, plan: ArchivePlan | None = None, email: str | None = None) -> JobView:
+    """Join the job of the plan's version (default: the whole album) or start one; ready at once when its
+    archive is already cached.
 
     Raises JobsUnavailable (503) when the job cannot be handed to a worker (broker down).
     """
     album = link.album
     if album.version == EMPTY_VERSION:
         raise EmptyAlbum()
+    plan = plan or plans.album_plan(album)
+    version = plan.version
     runner = get_runner()
     runner.ensure_started()
     for _attempt in range(3):
-        size = delivery.prepared_size(album.id, album.version)
-        job, created = store.create_or_join(album.id, album.version, ready_size=size)
+        size = delivery.prepared_size(album.id, version)
+        job, created = store.create_or_join(album.id, version, ready_size=size, plan_ref=plan.ref)
         if _settle(job):
             break
     else:
@@ -111,7 +115,8 @@ def status(link: ShareLink, job_id: str) -> JobView:
 def view(job: DownloadJob, link: ShareLink) -> JobView:
     result = JobView(job_id=job.id, status=job.status, progress=store.percent(job))
     if job.status == store.READY:
-        grant = links.Grant(album_id=job.album_id, version=job.album_version, share_id=link.id)
+        grant = links.Grant(album_id=job.album_id, version=job.album_version, share_id=link.id,
+                            plan_ref=job.plan_ref)
         result.download_url = links.url(grant)
         result.expires_at = links.expires_at().isoformat(timespec="seconds")
         cache.touch(cache.archive_path(job.album_id, job.album_version))
@@ -133,8 +138,8 @@ def _settle(job: DownloadJob) -> bool:
     return job.status != store.FAILED
 
 
-def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
-    """The share, album and locked cached archive (or the archive in the bucket, with a URL lifetime within
+def open_prepared(token: str) -> tuple[ShareLink, ArchivePlan, delivery.Prepared]:
+    """The share, archive plan and locked cached archive (or the archive in the bucket, with a URL lifetime within
     the link's) a signed download link names.
 
     LinkInvalid (404) when tampered or not this album's; LinkGone (410) when older than 24 hours, when the
@@ -150,7 +155,11 @@ def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
     album = share.album
     if album.id != grant.album_id:
         raise links.LinkInvalid()
-    if album.version != grant.version:
+    try:
+        plan = plans.resolve(album, grant.plan_ref)
+    except AppError:  # a selection made before the album changed, a part the album no longer has
+        plan = None
+    if plan is None or plan.version != grant.version:
         raise links.LinkGone(
             "The album has changed since this link was made, so it no longer matches. Prepare the download again "
             "to get every photo as it is now.",
@@ -164,4 +173,4 @@ def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
             error="archive_expired",
             share_id=share.id,
         )
-    return share, album, cached
+    return share, plan, cached

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -48,8 +49,11 @@ def find_active(album_id: int, version: str) -> DownloadJob | None:
     return db.session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
 
 
-def create_or_join(album_id: int, version: str, *, ready_size: int | None = None) -> tuple[DownloadJob, bool]:
-    """The album version's active job, or a new one (ready at once when `ready_size` is given).
+def create_or_join(
+    album_id: int, version: str, *, ready_size: int | None = None, plan_ref: str = ""
+) -> tuple[DownloadJob, bool]:
+    """The archive version's active job, or a new one (ready at once when `ready_size` is given); `version` is
+    that of the album's plan `plan_ref` (plans.py: "" the whole album).
 
     Returns (job, created). The unique `active_key` decides between concurrent callers in any process: one
     insert wins, the others read the winner's row.
@@ -62,6 +66,7 @@ def create_or_join(album_id: int, version: str, *, ready_size: int | None = None
             id=uuid.uuid4().hex,
             album_id=album_id,
             album_version=version,
+            plan_ref=plan_ref,
             active_key=active_key(album_id, version),
             status=READY if ready_size is not None else QUEUED,
             archive_size=ready_size or 0,
@@ -140,11 +145,12 @@ def retire_version(album_id: int, version: str, message: str, statuses: tuple[st
     return result.rowcount
 
 
-def retire_album(album_id: int, keep_version: str | None, message: str) -> int:
-    """Fail every active job of the album except those of `keep_version` (the album's current version)."""
+def retire_album(album_id: int, keep_versions: Collection[str], message: str) -> int:
+    """Fail every active job of the album except those of `keep_versions` (plans.live_versions: the album's
+    current version and those of its current parts and selections)."""
     query = db.update(DownloadJob).where(DownloadJob.album_id == album_id, DownloadJob.active_key.is_not(None))
-    if keep_version is not None:
-        query = query.where(DownloadJob.album_version != keep_version)
+    if keep_versions:
+        query = query.where(DownloadJob.album_version.not_in(list(keep_versions)))
     result = db.session.execute(query.values(status=FAILED, error=message, active_key=None, finished_at=utcnow()))
     db.session.commit()
     return result.rowcount

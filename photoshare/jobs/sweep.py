@@ -20,10 +20,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import plans
 from ..delivery import bucket, cache
 from ..delivery.archive_files import remove_stale
 from ..extensions import db
-from ..models import Album, DownloadJob, DownloadNotice, utcnow
+from ..models import Album, DownloadJob, DownloadNotice, Selection, utcnow
 from ..storage import StorageError
 from . import store
 from .current import get_runner
@@ -81,6 +82,7 @@ def sweep(*, revive: bool = True, now: float | None = None) -> SweepReport:
         _sweep_bucket(report, now)
     report.temp_files = remove_temp_leftovers(current_app.config)
     _forget_old_jobs()
+    _forget_outdated_selections()
     _remove_idle_lock_files()
     if report.stuck or report.expired or report.outdated or report.evicted or report.partials or report.temp_files:
         log.info("sweep: %s", report.summary())
@@ -119,10 +121,10 @@ def resend_if_orphaned(job: DownloadJob) -> bool:
 def _sweep_archives(report: SweepReport) -> None:
     entries = cache.entries()
     ids = {entry.album_id for entry in entries}
-    current = dict(db.session.execute(db.select(Album.id, Album.version).where(Album.id.in_(ids))).all()) if ids else {}
+    current = _live_versions(ids)
     cutoff, kept = cache.expires_before(), []
     for entry in entries:
-        if current.get(entry.album_id) != entry.version:
+        if entry.version not in current.get(entry.album_id, ()):
             reason = "outdated"
         elif entry.used_at < cutoff:
             reason = "expired"
@@ -141,6 +143,15 @@ def _sweep_archives(report: SweepReport) -> None:
         if _remove(entry, report):
             total -= entry.size
             report.evicted += 1
+
+
+def _live_versions(album_ids: set[int]) -> dict[int, set[str]]:
+    """Per album, the versions of its current plans (the album, its parts, its selections): the others are
+    outdated."""
+    if not album_ids:
+        return {}
+    albums = db.session.execute(db.select(Album).where(Album.id.in_(album_ids))).scalars()
+    return {album.id: plans.live_versions(album) for album in albums}
 
 
 def _sweep_bucket(report: SweepReport, now: float | None) -> None:
@@ -170,6 +181,14 @@ def _forget_old_jobs() -> None:
     old = db.select(DownloadJob.id).where(DownloadJob.active_key.is_(None), DownloadJob.finished_at < cutoff)
     db.session.execute(db.delete(DownloadNotice).where(DownloadNotice.job_id.in_(old)))
     store.delete_finished_before(cutoff)
+
+
+def _forget_outdated_selections() -> None:
+    """Selections of an album version that is no longer the album's (or of a deleted album) answer 410 or 404
+    whatever happens: their rows go. The visitor's browser keeps the photo ids and simply selects again."""
+    current = db.select(Album.id).where(Album.id == Selection.album_id, Album.version == Selection.album_version)
+    db.session.execute(db.delete(Selection).where(~current.exists()))
+    db.session.commit()
 
 
 def _remove_idle_lock_files() -> None:

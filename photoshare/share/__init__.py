@@ -49,4 +49,4 @@ def count_download(link: ShareLink) -> Callable[[Delivery], None]:
 
 
 # Routes register on the blueprints above: album API and downloads, pages, prepared downloads (API, page, link).
-from . import api, jobs_api, pages, prepare  # noqa: E402,F401
+from . import api, jobs_api, pages, prepare, selections_api  # noqa: E402,F401

@@ -17,13 +17,12 @@ from typing import Any
 from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
-from .. import albums, delivery
+from .. import albums, delivery, plans
 from ..access import require_downloads
-from ..archive import archive_name
 from ..errors import AppError
 from ..extensions import limiter
 from ..models import ShareLink
-from . import api_bp, count_download, gallery, visitor_share
+from . import api_bp, archives, count_download, gallery, visitor_share
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
 # for a download manager splitting the archive into 8 ranges and resuming each a few times.
@@ -64,15 +63,17 @@ def download_photo(token: str, photo_id: int) -> Response:
 @api_bp.get("/<token>/download-all")
 @download_all_limit
 def download_all(token: str) -> Response:
-    """Every photo in one byte-stable ZIP, named after the album; the same version always gives the same bytes,
-    so ranges and resumes from any worker fit together."""
+    """Every photo in one byte-stable ZIP, named after the album, or with `?part=N` part N of it (404 when the
+    album has no such part, 400 when N is not a number); the same version always gives the same bytes, so
+    ranges and resumes from any worker fit together."""
     link = visitor_share(token)
     require_downloads(link)
     album = link.album
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
-    return delivery.send_album(album, environ=request.environ, download_name=archive_name(album.title),
-                               on_close=count_download(link))
+    plan = archives.requested_plan(album, part=request.args.get("part"))
+    return delivery.send_archive(plan, environ=request.environ, download_name=archives.download_name(plan),
+                                 on_close=count_download(link))
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:
@@ -98,5 +99,7 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
         "updated_at": album.updated_at.isoformat() + "Z",
         "downloads_allowed": link.downloads_allowed,
         "download_all_url": base + url_for("share_api.download_all", token=token),
+        # The same archive in parts of at most ARCHIVE_PART_MB, listed only when there is more than one.
+        "archives": archives.archives_json(token, plans.album_plan(album)) if photos else [],
         "photos": photos,
     }

@@ -12,7 +12,7 @@ from .. import jobs
 from ..access import require_downloads
 from ..extensions import limiter
 from ..jobs import notify
-from . import api_bp, visitor_share
+from . import api_bp, archives, visitor_share
 
 
 def requested_email() -> str:
@@ -38,13 +38,15 @@ def _json(data: dict, status: int = 200) -> Response:
 @api_bp.post("/<token>/prepare-download")
 @notify_requests
 def prepare_download(token: str) -> Response:
-    """Start (or join) the background build of the album's ZIP: 202 while it runs, 200 with the link when a
-    ZIP of the album as it is now is already cached."""
+    """Start (or join) the background build of the album's ZIP, or of a selection's or a part's (`selection_id`,
+    `part` in the JSON body or the query): 202 while it runs, 200 with the link when that ZIP, as the album is
+    now, is already cached."""
     link = visitor_share(token)
     require_downloads(link)
     raw_email = requested_email()
     email = notify.normalize_address(raw_email) if raw_email else None
-    job = jobs.prepare(link, email=email)
+    plan = archives.requested_plan(link.album, **archives.plan_args()) if link.album.photos else None
+    job = jobs.prepare(link, plan=plan, email=email)
     return _json(job.to_json(), 200 if job.status == "ready" else 202)
 
 

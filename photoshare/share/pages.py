@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 
-from .. import albums, delivery
+from .. import albums, delivery, plans
 from ..access import (
     ACCESS_COOKIE_MAX_AGE,
     PasswordRequired,
@@ -23,6 +23,7 @@ from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
 from . import gallery, pages_bp, visitor_share
 
+PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
 pages_bp.add_app_template_filter(gallery.human_size, "human_size")
@@ -45,6 +46,7 @@ def gallery_page(token: str) -> Response:
         totals=totals,
         page=page,
         download_all_url=download_all_url(token, totals),
+        parts=archive_parts(link, totals),
         expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
@@ -110,6 +112,21 @@ def download_all_url(token: str, totals: gallery.AlbumTotals) -> str:
     if needs_preparation(totals.photo_count, totals.total_bytes):
         return url_for("share.prepare_page", token=token)
     return url_for("share_api.download_all", token=token)
+
+
+def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str, object]]:
+    """The album's parts for "Download all" (empty when it fits in one). Loads the whole album only when its
+    photos alone could come near ARCHIVE_PART_MB; the gallery stays one page's worth of work otherwise."""
+    limit = plans.part_limit()
+    if not link.downloads_allowed or limit <= 0 or totals.total_bytes + totals.photo_count * PART_ENTRY_MAX < limit:
+        return []
+    return [
+        {"part": part.part, "parts": part.parts, "photo_count": part.photo_count, "size": part.size,
+         "url": url_for("share.prepare_page", token=link.token, part=part.part)
+         if needs_preparation(part.photo_count, part.photo_bytes)
+         else url_for("share_api.download_all", token=link.token, part=part.part)}
+        for part in plans.parts_of(plans.album_plan(link.album))
+    ]
 
 
 def _tile_context(link: ShareLink) -> dict[str, object]:

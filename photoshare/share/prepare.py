@@ -12,13 +12,12 @@ from werkzeug.wrappers import Response
 
 from .. import delivery, jobs
 from ..access import ShareGone, ShareNotFound, find_share, require_downloads
-from ..archive import archive_name
 from ..delivery import links
 from ..errors import error_response, wants_json
 from ..extensions import db
 from ..jobs import notify
 from ..models import ShareLink
-from . import count_download, gallery, pages_bp, visitor_share
+from . import archives, count_download, gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
@@ -29,20 +28,27 @@ def prepare_page_url(token: str) -> str:
 
 @pages_bp.get("/s/<token>/prepare")
 def prepare_page(token: str) -> Response:
-    """The progress bar of "Download all" for a large album; the download starts by itself when ready."""
+    """The progress bar of "Download all" for a large album (or of a selection, a part: `?selection_id=`,
+    `?part=`); the download starts by itself when ready."""
     link = visitor_share(token)
     require_downloads(link)
     totals = gallery.album_totals(link.album_id)
+    wanted = {name: value for name, value in archives.plan_args().items() if value}
+    direct_url = url_for("share_api.download_all", token=token)
+    if wanted:
+        plan = archives.requested_plan(link.album, **wanted)
+        totals = gallery.AlbumTotals(plan.photo_count, plan.photo_bytes)
+        direct_url = archives.download_url(token, plan)
     html = render_template(
         "share/prepare.html",
         token=token,
         album=link.album,
         totals=totals,
         email_enabled=notify.enabled(),
-        prepare_url=url_for("share_api.prepare_download", token=token),
+        prepare_url=url_for("share_api.prepare_download", token=token, **wanted),
         status_url=url_for("share_api.download_status", token=token, job_id="job")[: -len("job")],
         gallery_url=url_for("share.gallery", token=token),
-        direct_url=url_for("share_api.download_all", token=token),
+        direct_url=direct_url,
     )
     return Response(html, headers=PAGE_HEADERS, mimetype="text/html")  # werkzeug's default is text/plain
 
@@ -51,11 +57,12 @@ def prepare_page(token: str) -> Response:
 def prepared_download(signed: str) -> Response:
     """The prepared ZIP behind a signed link: resumable, no password, 410 once it cannot be used."""
     try:
-        share, album, cached = jobs.open_prepared(signed)
+        share, plan, cached = jobs.open_prepared(signed)
     except links.LinkGone as exc:
         return _link_gone(exc)
     return delivery.send_prepared(
-        cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=count_download(share)
+        cached, plan, environ=request.environ, download_name=archives.download_name(plan),
+        on_close=count_download(share),
     )
 
 

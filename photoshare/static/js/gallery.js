@@ -271,11 +271,149 @@
     if (linked) open(linked, false);
   }
 
+  /* ---- selecting photos ------------------------------------------------------------------------------ */
+
+  // Real checkboxes on the tiles (Tab and Space select), "Select all" and a bar with the count, the size,
+  // "Download selected" and "Clear". The choice (photo id -> bytes) is kept in localStorage per share token,
+  // so it survives a reload and pages not loaded yet. "Download selected" names the set to the API, then
+  // navigates to the ZIP (or to the preparing page for a large one): the browser's own download manager saves
+  // it, resumably, as it does "Download all".
+  function humanSize(size) {
+    if (size < 1000) return size === 1 ? "1 byte" : `${size} bytes`;
+    let value = size;
+    const units = ["KB", "MB", "GB", "TB"];
+    for (let i = 0; i < units.length; i += 1) {
+      value /= 1000;
+      if (value < 999.95 || i === units.length - 1) {
+        return `${value < 100 ? value.toFixed(1) : value.toFixed(0)} ${units[i]}`;
+      }
+    }
+    return `${size} bytes`;
+  }
+
+  function setupSelection(gallery) {
+    const bar = document.querySelector("[data-selection-bar]");
+    const tools = document.querySelector("[data-selection-tools]");
+    if (!bar || !tools || !window.fetch) return;
+    const key = `photoshare:selection:${bar.dataset.token}`;
+    const selectAll = tools.querySelector("[data-select-all]");
+    const count = bar.querySelector("[data-selection-count]");
+    const size = bar.querySelector("[data-selection-size]");
+    const error = bar.querySelector("[data-selection-error]");
+    const download = bar.querySelector("[data-selection-download]");
+    const clear = bar.querySelector("[data-selection-clear]");
+    const total = Number(gallery.dataset.total);
+    let chosen = new Map();
+
+    try {
+      const stored = JSON.parse(window.localStorage.getItem(key) || "{}");
+      Object.keys(stored).forEach((id) => chosen.set(id, Number(stored[id]) || 0));
+    } catch (problem) {
+      chosen = new Map(); // no storage (private mode) or a damaged entry: start empty
+    }
+
+    function save() {
+      try {
+        if (chosen.size) window.localStorage.setItem(key, JSON.stringify(Object.fromEntries(chosen)));
+        else window.localStorage.removeItem(key);
+      } catch (problem) {
+        /* the selection still works for this page */
+      }
+    }
+
+    function render() {
+      gallery.querySelectorAll("[data-select]").forEach((box) => {
+        box.checked = chosen.has(box.value);
+        box.closest(".tile").classList.toggle("is-selected", box.checked);
+      });
+      let bytes = 0;
+      chosen.forEach((value) => (bytes += value));
+      count.textContent = bar.dataset.textSelected.replace("{count}", number(chosen.size));
+      size.textContent = humanSize(bytes);
+      bar.hidden = chosen.size === 0;
+      document.body.classList.toggle("has-selection", chosen.size > 0);
+      selectAll.setAttribute("aria-pressed", String(chosen.size > 0 && chosen.size >= total));
+    }
+
+    function showError(message) {
+      error.textContent = message;
+      error.hidden = !message;
+    }
+
+    gallery.addEventListener("change", (event) => {
+      const box = event.target.closest("[data-select]");
+      if (!box) return;
+      if (box.checked) chosen.set(box.value, Number(box.dataset.bytes));
+      else chosen.delete(box.value);
+      showError("");
+      save();
+      render();
+    });
+
+    selectAll.addEventListener("click", async () => {
+      showError("");
+      if (selectAll.getAttribute("aria-pressed") === "true") {
+        chosen.clear();
+      } else {
+        // Every photo of the album, also those on pages not loaded yet: the album JSON lists them all.
+        try {
+          const response = await fetch(bar.dataset.albumUrl, { credentials: "same-origin" });
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          (await response.json()).photos.forEach((photo) => chosen.set(String(photo.id), photo.size));
+        } catch (problem) {
+          gallery.querySelectorAll("[data-select]").forEach((box) => chosen.set(box.value, Number(box.dataset.bytes)));
+        }
+      }
+      save();
+      render();
+    });
+
+    clear.addEventListener("click", () => {
+      chosen.clear();
+      showError("");
+      save();
+      render();
+      selectAll.focus(); // the bar is gone: keep the keyboard user near the photos
+    });
+
+    download.addEventListener("click", async () => {
+      download.disabled = true;
+      download.setAttribute("aria-busy", "true");
+      showError("");
+      try {
+        const response = await fetch(bar.dataset.selectionsUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ photo_ids: Array.from(chosen.keys(), Number) }),
+        });
+        const data = await response.json().catch(() => ({}));
+        if (!response.ok) {
+          showError(data.message || bar.dataset.textFailed);
+          return;
+        }
+        window.location.assign(data.needs_preparation ? data.prepare_page_url : data.download_url);
+      } catch (problem) {
+        showError(bar.dataset.textFailed);
+      } finally {
+        download.disabled = false;
+        download.removeAttribute("aria-busy");
+      }
+    });
+
+    // Tiles that "Load more" adds get their checks set from the stored choice.
+    new MutationObserver(render).observe(gallery, { childList: true });
+    tools.hidden = false;
+    gallery.classList.add("can-select");
+    render();
+  }
+
   function start() {
     localTimes();
     const gallery = document.querySelector("[data-gallery]");
     if (!gallery) return;
     setupViewer(gallery, setupLoader(gallery));
+    setupSelection(gallery);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

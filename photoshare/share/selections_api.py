@@ -1,0 +1,59 @@
+"""The share API for selections: a visitor's chosen photos as one archive plan (plans.py).
+
+`POST /api/share/{token}/selections` names a set of photos (201 when new, 200 when the same set was chosen
+before); `GET/HEAD .../selections/{id}/download[?part=N]` sends its ZIP through the delivery seam like
+"Download all", with the same share rules (password, expiry, revocation, downloads allowed) and rate limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request, url_for
+from werkzeug.wrappers import Response
+
+from .. import delivery, jobs, plans
+from ..access import require_downloads
+from ..plans import ArchivePlan
+from . import api_bp, archives, count_download, visitor_share
+from .api import download_all_limit
+from .prepare import prepare_page_url
+
+
+@api_bp.post("/<token>/selections")
+def create_selection(token: str) -> Response:
+    """Store (or find) the selection of `{"photo_ids": [...]}`: 400 with nothing stored for anything but
+    distinct ids of this album's photos."""
+    link = visitor_share(token)
+    require_downloads(link)
+    body = request.get_json(silent=True)
+    plan, created = plans.make_selection(link.album, body.get("photo_ids") if isinstance(body, dict) else None)
+    response = jsonify(selection_json(token, plan))
+    response.status_code = 201 if created else 200
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@api_bp.get("/<token>/selections/<selection_id>/download")
+@download_all_limit
+def download_selection(token: str, selection_id: str) -> Response:
+    """The selection's ZIP (`<title> (12 photos).zip`), or one of its parts; 410 once the album changed."""
+    link = visitor_share(token)
+    require_downloads(link)
+    plan = archives.requested_plan(link.album, selection_id, request.args.get("part"))
+    return delivery.send_archive(plan, environ=request.environ, download_name=archives.download_name(plan),
+                                 on_close=count_download(link))
+
+
+def selection_json(token: str, plan: ArchivePlan) -> dict[str, Any]:
+    return {
+        "selection_id": plan.selection_id,
+        "photo_count": plan.photo_count,
+        "total_bytes": plan.photo_bytes,
+        "size": plan.size,
+        "download_url": archives.download_url(token, plan),
+        "needs_preparation": jobs.needs_preparation(plan.photo_count, plan.photo_bytes),
+        "prepare_page_url": prepare_page_url(token) + "?" + f"selection_id={plan.selection_id}",
+        "prepare_url": url_for("share_api.prepare_download", token=token, selection_id=plan.selection_id),
+        "archives": archives.archives_json(token, plan),
+    }
