@@ -12,6 +12,7 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -388,6 +389,25 @@ def test_email_is_sent_when_ready_with_a_link_that_works(app, client, make_album
     client.post(f"/api/share/{token}/prepare-download", json={"email": "late@example.com"})
     time.sleep(0.3)
     assert [m["To"] for m in smtp.messages] == ["Guest@example.com", "late@example.com"]
+
+
+def test_a_prepared_selection_e_mails_a_link_to_its_own_photos(app, client, make_album, make_share, smtp):
+    album_id = make_album(count=3, title="Reunion")
+    token = make_share(album_id)
+    with app.app_context():
+        ids = [photo.id for photo in db.session.get(Album, album_id).photos]
+    selection = client.post(f"/api/share/{token}/selections", json={"photo_ids": [ids[2], ids[0]]}).get_json()
+    response = client.post(f"/api/share/{token}/prepare-download",
+                           json={"email": "guest@example.com", "selection_id": selection["selection_id"]})
+    assert response.status_code in (200, 202)
+    client_poll(client, token, response.get_json()["job_id"])
+    wait_until(lambda: smtp.messages, timeout=10, what="the e-mail")
+    body = smtp.messages[0].get_content()
+    assert "(2 photos," in body
+    url = next(word for word in body.split() if word.startswith("http://photoshare.test/d/"))
+    sent = client.get(local(url))
+    assert sent.status_code == 200 and sent.data == client.get(urlsplit(selection["download_url"]).path).data
+    assert "Reunion (2 photos).zip" in sent.headers["Content-Disposition"]
 
 
 def test_email_goes_through_starttls_and_login_when_configured(app, client, make_album, make_share, tmp_path, monkeypatch):
