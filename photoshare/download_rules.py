@@ -75,6 +75,7 @@ class DownloadAsk:
     pin: str | None = None
     pin_cookie: str | None = None
     email_given: bool = False
+    resuming: bool = False  # a HEAD or a Range after byte 0: never refused for a limit reached meanwhile
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class Pending:
 
 def check(link: ShareLink, ask: DownloadAsk, *, secret_key: str) -> bool:
     """Raise the first rule this download breaks; True when a PIN was checked and right just now (the caller
-    then gives the PIN cookie). A limit already reached refuses here, before any work; the slot itself is
-    taken by `take_slot` once the response is known to start a download."""
+    then gives the PIN cookie). A limit already reached refuses here, before any work, unless the visitor is
+    resuming; the slot itself is taken by `take_slot` once the response is known to start a download."""
     if ask.kind not in KINDS:
         raise ValueError(f"unknown download kind {ask.kind!r}")
     if not link.downloads_allowed:
@@ -98,7 +99,7 @@ def check(link: ShareLink, ask: DownloadAsk, *, secret_key: str) -> bool:
     pin_checked = _check_pin(link, ask, secret_key)
     if link.ask_email and not ask.email_given:
         raise EmailRequired()
-    if limit_reached(link, ask.kind):
+    if not ask.resuming and limit_reached(link, ask.kind):
         raise DownloadLimitReached()
     return pin_checked
 

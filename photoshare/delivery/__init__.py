@@ -43,6 +43,7 @@ __all__ = [
     "Delivery",
     "OnClose",
     "Prepared",
+    "asks_from_first_byte",
     "cdn_base_url",
     "find_prepared",
     "has_prepared",
@@ -220,6 +221,16 @@ def send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str], *, env
     return rendition_cache_control(response, link)
 
 
+def asks_from_first_byte(environ: dict[str, Any]) -> bool:
+    """Whether a GET may begin a download: no Range, an unreadable one, or one from byte 0. A Range after byte
+    0 is a resume or a download manager's later part (unless a stale If-Range turns it into the whole file,
+    which only the response tells: `starts_download`)."""
+    if environ.get("REQUEST_METHOD", "GET").upper() != "GET":
+        return False
+    ranges = parse_range_header(environ.get("HTTP_RANGE"))
+    return ranges is None or any(start == 0 for start, _stop in ranges.ranges)
+
+
 def starts_download(environ: dict[str, Any], response: Response) -> bool:
     """Whether this response, about to be sent, begins a download at the file's first byte (what takes a
     download-limit slot) rather than resuming one or being no download at all (HEAD, 304, 412, 416).
@@ -232,8 +243,7 @@ def starts_download(environ: dict[str, Any], response: Response) -> bool:
         return False
     status = response.status_code
     if "X-Accel-Redirect" in response.headers or (300 <= status < 400 and status != 304):
-        ranges = parse_range_header(environ.get("HTTP_RANGE"))
-        return ranges is None or any(start == 0 for start, _stop in ranges.ranges)
+        return asks_from_first_byte(environ)
     if status == 206:
         content_range = response.content_range
         return content_range.start == 0 if content_range and content_range.start is not None else True

@@ -38,7 +38,7 @@ def remember_email(link: ShareLink, email: str) -> None:
     session[EMAIL_SHARES_KEY] = sorted({*session.get(EMAIL_SHARES_KEY, []), link.id})[-50:]
 
 
-def _ask(link: ShareLink, kind: str) -> DownloadAsk:
+def _ask(link: ShareLink, kind: str, *, sends: bool = False) -> DownloadAsk:
     """What this request brought; an X-Visitor-Email header is checked and remembered like the form's."""
     g.download_share = link  # for `gate_page`: a prepared link's URL names no share token
     header_email = request.headers.get("X-Visitor-Email")
@@ -50,19 +50,21 @@ def _ask(link: ShareLink, kind: str) -> DownloadAsk:
         pin=request.form.get("pin") or request.headers.get("X-Download-Pin"),
         pin_cookie=request.cookies.get(download_rules.pin_cookie_name(link)),
         email_given=email_given(link),
+        resuming=sends and not delivery.asks_from_first_byte(request.environ),
     )
 
 
-def check_download(link: ShareLink, kind: str) -> bool:
-    """Every rule for a download of `kind`, taking no slot (for what prepares one); True when a PIN was right
-    just now: give the PIN cookie with `grant_pin`."""
-    return download_rules.check(link, _ask(link, kind), secret_key=current_app.config["SECRET_KEY"])
+def check_download(link: ShareLink, kind: str, *, sends: bool = False) -> bool:
+    """Every rule for a download of `kind`, taking no slot (for what prepares one; `deliver` for what sends);
+    True when a PIN was right just now: give the PIN cookie with `grant_pin`."""
+    ask = _ask(link, kind, sends=sends)
+    return download_rules.check(link, ask, secret_key=current_app.config["SECRET_KEY"])
 
 
 def deliver(link: ShareLink, kind: str, build: Callable[[delivery.OnClose], Response]) -> Response:
     """The download `build` makes (handed the link's counting close callback), once every rule allows it and,
     when the response starts a download, a slot is taken: a full limit refuses before any byte is sent."""
-    pin_checked = check_download(link, kind)
+    pin_checked = check_download(link, kind, sends=True)
     refused: list[bool] = []
     counter = count_download(link)
 
@@ -102,7 +104,7 @@ def before_download_url(token: str, target: str) -> str:
 def safe_next(token: str, target: str | None) -> str:
     """Only this share's own pages and downloads, or a prepared link: never another site (an open redirect)."""
     allowed = (f"/s/{token}/", f"/api/share/{token}/", "/d/")
-    if target and target.startswith(allowed) and "//" not in target and "\\" not in target:
+    if target and target.startswith(allowed) and not any(bad in target.lower() for bad in ("//", "\\", "/.", "%")):
         return target
     return url_for("share.gallery", token=token)
 
