@@ -121,6 +121,7 @@ def _tile_context(link: ShareLink) -> dict[str, object]:
     return {
         "token": link.token,
         "downloads_allowed": link.downloads_allowed and not rules.photo_limit,
+        "download_gated": rules.pin or rules.email,  # buttons lead to a form page: no `download` attribute
         "thumb_size": config["THUMBNAIL_SIZE"],
         "view_size": config["VIEW_SIZE"],
         "rendition_box": gallery.rendition_box,
