@@ -164,8 +164,8 @@ def make_renditions_command() -> None:
 @click.option("--no-downloads", is_flag=True, help="Visitors may look but not download.")
 @click.option("--ask-email", is_flag=True, help="Visitors give an e-mail address before downloads.")
 @click.option("--download-pin", default=None, help="4 to 6 digits needed to download (viewing needs none).")
-@click.option("--max-album-downloads", type=click.IntRange(min=1), default=None, help="Album, part and selection archives.")
-@click.option("--max-photo-downloads", type=click.IntRange(min=1), default=None, help="Single photos.")
+@click.option("--max-album-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Album, part and selection archives.")
+@click.option("--max-photo-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Single photos.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(

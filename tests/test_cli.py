@@ -265,7 +265,8 @@ def test_create_share_with_download_rules(app, runner, make_album):
         (["{album}", "--download-pin", "12ab"], 1, "--download-pin must be 4 to 6 digits"),
         (["{album}", "--download-pin", "123"], 1, "--download-pin must be 4 to 6 digits"),
         (["{album}", "--download-pin", "\u0661\u0662\u0663\u0664"], 1, "--download-pin must be 4 to 6 digits"),
-        (["{album}", "--max-album-downloads", "0"], 2, "0 is not in the range x>=1"),
+        (["{album}", "--max-album-downloads", "0"], 2, "0 is not in the range 1<=x<=1000000"),
+        (["{album}", "--max-photo-downloads", "10000000000000000000000"], 2, "is not in the range 1<=x<=1000000"),
         (["{album}", "--max-photo-downloads", "many"], 2, "'many' is not a valid integer"),
     ],
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from photoshare import albums, download_rules
+from photoshare import albums
 from photoshare.delivery import links
 from photoshare.extensions import db
 from photoshare.models import Album, ShareLink
@@ -235,9 +235,13 @@ def test_owner_creates_a_link_with_every_rule(app, server, make_album):
         link = db.session.get(Album, album_id).share_links[0]
         assert (link.ask_email, link.max_album_downloads, link.max_photo_downloads) == (True, 2, 5)
         assert link.download_pin_hash and "4821" not in link.download_pin_hash
-    bad = owner.post(f"{server.url}/albums/{album_id}/shares", data={
-        "csrf_token": csrf_token(page.text), "download_pin": "12ab", "expires_unit": "days"})
-    assert bad.status_code == 400 and "4 to 6 digits" in bad.text
+    for field, value in (("download_pin", "12ab"), ("download_pin", "1234567"), ("max_album_downloads", "0"),
+                         ("max_photo_downloads", str(10**12))):
+        bad = owner.post(f"{server.url}/albums/{album_id}/shares", data={
+            "csrf_token": csrf_token(page.text), field: value, "expires_unit": "days"})
+        assert bad.status_code == 400 and 'class="owner-field-error"' in bad.text, (field, value)
+    with app.app_context():
+        assert len(db.session.get(Album, album_id).share_links) == 1
 
 
 # ---- download PIN ---------------------------------------------------------------------------------------------
@@ -261,9 +265,13 @@ def test_pin_header_wrong_and_right_then_the_cookie_until_the_owner_changes_the_
     assert script.get(url).status_code == 200  # the PIN cookie alone
     assert http("GET", f"{server.url}/api/share/{token}/download-all", headers={"X-Download-Pin": "4821"}).status == 200
 
-    with app.app_context():
-        download_rules.set_download_pin(db.session.get(ShareLink, share_row(app, token).id), "9999")
+    owner = owner_session(server)
+    page = owner.get(f"{server.url}/albums/{album_id}/shares")
+    changed = owner.post(f"{server.url}/albums/{album_id}/shares/{share_row(app, token).id}/download-pin",
+                         data={"csrf_token": csrf_token(page.text), "download_pin": "9999"})
+    assert changed.status_code == 200 and "Download PIN changed" in changed.text
     assert script.get(url).json()["error"] == "download_pin_required"  # the old grant no longer works
+    assert script.get(url, headers={"X-Download-Pin": "4821"}).json()["error"] == "wrong_download_pin"
     assert script.get(url, headers={"X-Download-Pin": "9999"}).status_code == 200
 
 

@@ -9,6 +9,15 @@ from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optio
 
 from ..access import PIN_SHAPE
 
+PIN_FIELD = PIN_SHAPE.pattern + r"\Z"  # wtforms' Regexp matches at the start only: 1234567 would pass
+MAX_LIMIT = 1_000_000  # far beyond any real limit; keeps the number inside a database integer
+
+
+def limit_field(label: object) -> IntegerField:
+    """A download limit: empty for none, else 1 to MAX_LIMIT."""
+    message = lazy_gettext("Enter a number from 1 to 1,000,000, or leave it empty for no limit.")
+    return IntegerField(label, validators=[Optional(), NumberRange(min=1, max=MAX_LIMIT, message=message)])
+
 
 class ActionForm(FlaskForm):
     """A button that changes something (delete, revoke, log out): only the CSRF token."""
@@ -54,15 +63,11 @@ class ShareForm(FlaskForm):
     ask_email = BooleanField(lazy_gettext("Ask for an e-mail before downloads"))
     download_pin = PasswordField(
         lazy_gettext("Download PIN (optional)"),
-        validators=[Optional(), Regexp(PIN_SHAPE, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
+        validators=[Optional(), Regexp(PIN_FIELD, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
         render_kw={"autocomplete": "off", "inputmode": "numeric"},
     )
-    max_album_downloads = IntegerField(
-        lazy_gettext("Album downloads at most"), validators=[Optional(), NumberRange(min=1, message=lazy_gettext("Enter 1 or more."))]
-    )
-    max_photo_downloads = IntegerField(
-        lazy_gettext("Photo downloads at most"), validators=[Optional(), NumberRange(min=1, message=lazy_gettext("Enter 1 or more."))]
-    )
+    max_album_downloads = limit_field(lazy_gettext("Album downloads at most"))
+    max_photo_downloads = limit_field(lazy_gettext("Photo downloads at most"))
 
     def tz_offset_minutes(self) -> int:
         try:
@@ -75,12 +80,8 @@ class ShareRulesForm(FlaskForm):
     """An existing link's download rules: the e-mail question, the limits (empty: none), a reset of the counts."""
 
     ask_email = BooleanField(lazy_gettext("Ask for an e-mail before downloads"))
-    max_album_downloads = IntegerField(
-        lazy_gettext("Album downloads at most"), validators=[Optional(), NumberRange(min=1, message=lazy_gettext("Enter 1 or more."))]
-    )
-    max_photo_downloads = IntegerField(
-        lazy_gettext("Photo downloads at most"), validators=[Optional(), NumberRange(min=1, message=lazy_gettext("Enter 1 or more."))]
-    )
+    max_album_downloads = limit_field(lazy_gettext("Album downloads at most"))
+    max_photo_downloads = limit_field(lazy_gettext("Photo downloads at most"))
     reset_counts = BooleanField(lazy_gettext("Start counting downloads from zero again"))
 
 
@@ -89,6 +90,6 @@ class DownloadPinForm(FlaskForm):
 
     download_pin = PasswordField(
         lazy_gettext("New download PIN"),
-        validators=[Optional(), Regexp(PIN_SHAPE, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
+        validators=[Optional(), Regexp(PIN_FIELD, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
         render_kw={"autocomplete": "off", "inputmode": "numeric"},
     )
