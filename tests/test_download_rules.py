@@ -399,3 +399,28 @@ def test_expired_link_of_a_revoked_share_offers_nothing_and_a_tampered_one_is_re
     assert visitor.post(f"{server.url}/d/{signed}/again", data={"csrf_token": csrf_token(form)}).status_code == 410
     tampered = signed[:-2] + ("AA" if not signed.endswith("AA") else "BB")
     assert visitor.post(f"{server.url}/d/{tampered}/again", data={"csrf_token": csrf_token(form)}).status_code == 404
+
+
+def test_preparing_again_with_the_email_option_mails_the_fresh_link(app, instance, make_album, make_share):
+    from tests.jobs_support import SmtpSink
+
+    sink = SmtpSink()
+    live = LiveServer(instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"],
+                      env={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "SMTP_FROM": "photos@example.com"})
+    try:
+        album_id = make_album(count=2, title="Reunion")
+        token = make_share(album_id)
+        signed = expired_link(app, album_id, token, version="an-older-version")  # nothing cached for it
+        visitor = browser()
+        gone = visitor.get(f"{live.url}/d/{signed}")
+        assert gone.status_code == 410 and 'name="email"' in gone.text
+        started = visitor.post(f"{live.url}/d/{signed}/again", allow_redirects=False,
+                               data={"csrf_token": csrf_token(gone.text), "email": "friend@example.com"})
+        assert started.status_code in (202, 303)
+        message = wait_until(lambda: sink.messages and sink.messages[0], what="the e-mail with the link")
+        assert message["To"] == "friend@example.com" and "Reunion" in message["Subject"]
+        url = next(w for w in message.get_content().split() if w.startswith(f"{live.url}/d/"))
+        assert url != f"{live.url}/d/{signed}" and http("GET", url).body == expected_archive(app, album_id)
+    finally:
+        live.stop()
+        sink.stop()
