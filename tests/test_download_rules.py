@@ -424,3 +424,21 @@ def test_preparing_again_with_the_email_option_mails_the_fresh_link(app, instanc
     finally:
         live.stop()
         sink.stop()
+
+
+def test_prepared_link_of_a_password_share_asks_only_for_the_pin(app, server, make_album, make_share):
+    album_id = make_album(count=2)
+    token = make_share(album_id, password="sea view 12", download_pin="4821")
+    secrets = {"X-Share-Password": "sea view 12", "X-Download-Pin": "4821"}
+    job = http("POST", f"{server.url}/api/share/{token}/prepare-download", headers=secrets).json()
+    link = poll_status(server.url, token, job["job_id"], headers=secrets)["download_url"]
+
+    visitor = browser()  # someone the link was forwarded to: no password, no PIN cookie
+    page = visitor.get(link)
+    assert page.status_code == 403 and 'data-gate="pin"' in page.text
+    form = {"csrf_token": csrf_token(page.text), "pin": "4821"}
+    done = visitor.post(f"{server.url}/s/{token}/download-pin", data={**form, "next": link.removeprefix(server.url)})
+    assert done.status_code == 200 and done.content == expected_archive(app, album_id)
+    # Anywhere else the form still needs the password first.
+    elsewhere = visitor.post(f"{server.url}/s/{token}/download-pin", data={**form, "next": f"/s/{token}/prepare"})
+    assert elsewhere.status_code in (401, 403) and 'name="password"' in elsewhere.text

@@ -20,6 +20,8 @@ from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
 
 from .. import delivery, download_rules
+from ..access import find_share
+from ..delivery import links
 from ..download_rules import DownloadAsk, DownloadLimitReached, DownloadPinRequired, EmailRequired, WrongDownloadPin
 from ..errors import AppError, error_response, wants_json
 from ..models import ShareLink
@@ -112,19 +114,33 @@ def safe_next(token: str, target: str | None) -> str:
 @pages_bp.get("/s/<token>/before-download")
 def before_download(token: str) -> Response:
     """The PIN and e-mail forms the gallery's download buttons lead to; straight on once nothing is asked."""
-    link = g.download_share = visitor_share(token)
     target = safe_next(token, request.args.get("next"))
+    link = g.download_share = _form_share(token, target)
     state = pending(link)
     if not (state.pin or state.email):
         return redirect(target, 303)
     return _form_page(link, target, state, status=200)
 
 
+def _form_share(token: str, target: str) -> ShareLink:
+    """The share a PIN or e-mail form is for: opened like any page (the password), or, on the way to a valid
+    prepared link of that very share, without it (the signed link is the proof and needs no password)."""
+    if target.startswith(links.PATH_PREFIX):
+        try:
+            grant = links.load(target.removeprefix(links.PATH_PREFIX))
+        except AppError:
+            grant = None
+        link = find_share(token)
+        if grant is not None and grant.share_id == link.id:
+            return link
+    return visitor_share(token)
+
+
 @pages_bp.post("/s/<token>/download-pin")
 def give_pin(token: str) -> Response:
     """The PIN form: a right PIN earns the cookie and goes on to the download (or the e-mail form)."""
-    link = visitor_share(token)
     target = safe_next(token, request.form.get("next"))
+    link = _form_share(token, target)
     try:
         check_download(link, "photo")
     except (EmailRequired, DownloadLimitReached):
@@ -135,8 +151,8 @@ def give_pin(token: str) -> Response:
 @pages_bp.post("/s/<token>/visitor-email")
 def give_email(token: str) -> Response:
     """The e-mail form: the address is kept in this browser's session for this share."""
-    link = g.download_share = visitor_share(token)
     target = safe_next(token, request.form.get("next"))
+    link = g.download_share = _form_share(token, target)
     remember_email(link, download_rules.normalize_email(request.form.get("email", "")))
     return redirect(before_download_url(token, target), 303)
 
