@@ -51,21 +51,45 @@ def new_token() -> str:
 
 # What new_token makes (URL-safe base64), within ShareLink.token's 64 characters.
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PIN_SHAPE = re.compile(r"[0-9]{4,6}")  # ASCII digits only: `\d` would take other scripts' digits too
 
 
 def create_share_link(
-    album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True
+    album: Album,
+    *,
+    password: str | None = None,
+    expires_at: datetime | None = None,
+    downloads_allowed: bool = True,
+    ask_email: bool = False,
+    download_pin: str | None = None,
+    max_album_downloads: int | None = None,
+    max_photo_downloads: int | None = None,
 ) -> ShareLink:
+    """A new link with the owner's rules (download_rules.py enforces the last four); ValueError for a PIN that
+    is not 4 to 6 digits or a limit under 1."""
+    if any(limit is not None and limit < 1 for limit in (max_album_downloads, max_photo_downloads)):
+        raise ValueError("A download limit is 1 or more; leave it out for no limit.")
     link = ShareLink(
         album=album,
         token=new_token(),
         password_hash=generate_password_hash(password) if password else None,
         expires_at=expires_at,
         downloads_allowed=downloads_allowed,
+        ask_email=ask_email,
+        download_pin_hash=pin_hash(download_pin) if download_pin else None,
+        max_album_downloads=max_album_downloads,
+        max_photo_downloads=max_photo_downloads,
     )
     db.session.add(link)
     db.session.commit()
     return link
+
+
+def pin_hash(pin: str) -> str:
+    """The stored form of a download PIN, hashed like passwords; ValueError unless it is 4 to 6 digits."""
+    if not PIN_SHAPE.fullmatch(pin):
+        raise ValueError("A download PIN is 4 to 6 digits.")
+    return generate_password_hash(pin)
 
 
 def share_url(token: str) -> str:

@@ -17,7 +17,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import albums
-from .access import create_share_link, share_url
+from .access import PIN_SHAPE, create_share_link, share_url
 from .auth import create_user, find_user, set_password
 from .config import ConfigError
 from .extensions import db
@@ -162,10 +162,15 @@ def make_renditions_command() -> None:
 @click.option("--password", default=None, help="Visitors must enter it.")
 @click.option("--expires-in", "expires_in", type=Hours(), default=None, help="Hours until the link stops working.")
 @click.option("--no-downloads", is_flag=True, help="Visitors may look but not download.")
+@click.option("--ask-email", is_flag=True, help="Visitors give an e-mail address before downloads.")
+@click.option("--download-pin", default=None, help="4 to 6 digits needed to download (viewing needs none).")
+@click.option("--max-album-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Album, part and selection archives.")
+@click.option("--max-photo-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Single photos.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(
-    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, as_json: bool
+    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, ask_email: bool,
+    download_pin: str | None, max_album_downloads: int | None, max_photo_downloads: int | None, as_json: bool,
 ) -> None:
     """Create a share link for an album and print its URL."""
     if password is not None and not password:
@@ -174,7 +179,12 @@ def create_share_command(
     if album is None:
         raise click.ClickException(f"no album with id {album_id}")
     expires_at = utcnow() + timedelta(hours=expires_in) if expires_in else None
-    link = create_share_link(album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads)
+    if download_pin is not None and not PIN_SHAPE.fullmatch(download_pin):
+        raise click.ClickException("--download-pin must be 4 to 6 digits")
+    link = create_share_link(
+        album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads, ask_email=ask_email,
+        download_pin=download_pin, max_album_downloads=max_album_downloads, max_photo_downloads=max_photo_downloads,
+    )
     if as_json:
         click.echo(json.dumps({"token": link.token, "url": share_url(link.token)}))
     else:

@@ -54,6 +54,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "IMAGE_DECODE_MB": (300, int),  # decoded pixels one process holds at once; a bigger image decodes alone
     "GALLERY_PAGE_SIZE": (60, int),
     "PASSWORD_RATE_LIMIT": ("10 per minute", str),  # wrong share passwords per client address and link
+    # Wrong download PINs per link from all addresses together (per address and link: PASSWORD_RATE_LIMIT):
+    # a 4-digit PIN has 10,000 values, which many addresses could otherwise share out.
+    "DOWNLOAD_PIN_LINK_RATE_LIMIT": ("100 per hour", str),
     "LOGIN_RATE_LIMIT": ("20 per minute", str),  # wrong owner log-ins per client address
     "LOGIN_ACCOUNT_RATE_LIMIT": ("100 per hour", str),  # wrong log-ins per e-mail address, from any client
     "DOWNLOAD_ALL_RATE_LIMIT": ("60 per minute", str),

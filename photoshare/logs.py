@@ -31,7 +31,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _PARAM = re.compile(r"(?<![^\s?&;,(\"'<>{])(?P<key>[^\s?&;,(=\"'<>{]+)=(?P<value>[^\s&]*)")
 # The header in any spelling a log line may carry: `X-Share-Password: x y`, `'X-Share-Password': 'x y'`,
 # `HTTP_X_SHARE_PASSWORD=x`. A quoted value ends at its quote, a bare one at the end of the line or a comma.
-_HEADER = re.compile(r"(?i)(x[-_]share[-_]password['\"]?\s*[:=]\s*)(?:(['\"])[^'\"]*['\"]|[^\r\n,}]+)")
+# X-Download-Pin likewise (a download PIN is as secret as the password, and shorter).
+_HEADER = re.compile(
+    r"(?i)(x[-_](?:share[-_]password|download[-_]pin)['\"]?\s*[:=]\s*)(?:(['\"])[^'\"]*['\"]|[^\r\n,}]+)"
+)
 # What an incoming X-Request-ID may be: nginx's $request_id is 32 hex digits; nothing that could forge a line.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
@@ -41,9 +44,11 @@ FILE_BODY = "photoshare.file_body"
 
 
 def redact(text: str) -> str:
-    """`text` with the value of every password parameter and X-Share-Password header replaced by [redacted]."""
+    """`text` with the value of every password parameter and X-Share-Password or X-Download-Pin header replaced
+    by [redacted]."""
     lowered = text.lower()
-    if "assword" not in lowered and "%" not in lowered:  # the common case: nothing to look at twice
+    if "assword" not in lowered and "%" not in lowered and "_pin" not in lowered and "-pin" not in lowered:
+        # the common case: nothing to look at twice
         return text
 
     def param(match: re.Match[str]) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -107,6 +108,17 @@ class ShareLink(db.Model):
     # (delivery.Delivery started_file / finished_file): the difference gave up on the way.
     download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
+    # The owner's rules for downloads (download_rules.py). Visitors give an e-mail before their first download.
+    ask_email: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    # A 4-6 digit PIN for downloads only (viewing stays free), hashed like passwords; a new PIN bumps the
+    # generation, which every PIN cookie carries, so earlier grants stop working.
+    download_pin_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    download_pin_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Limits (None: no limit) and the slots taken against them: one per download begun from the first byte.
+    max_album_downloads: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_photo_downloads: Mapped[int | None] = mapped_column(Integer, default=None)
+    album_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    photo_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 

@@ -236,6 +236,18 @@ def test_create_share_json_with_password_expiry_and_no_downloads(app, runner, ma
         assert link.downloads_allowed is False
 
 
+def test_create_share_with_download_rules(app, runner, make_album):
+    album_id = make_album(count=1)
+    result = runner.invoke(args=["create-share", str(album_id), "--ask-email", "--download-pin", "048213",
+                                 "--max-album-downloads", "2", "--max-photo-downloads", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        link = db.session.query(ShareLink).filter_by(token=json.loads(result.stdout)["token"]).one()
+        assert (link.ask_email, link.max_album_downloads, link.max_photo_downloads) == (True, 2, 10)
+        assert check_password_hash(link.download_pin_hash, "048213")
+        assert (link.album_downloads, link.photo_downloads) == (0, 0)
+
+
 @pytest.mark.parametrize(
     ("extra", "exit_code", "message"),
     [
@@ -250,6 +262,12 @@ def test_create_share_json_with_password_expiry_and_no_downloads(app, runner, ma
         (["{album}", "--expires-in", "1e20"], 2, "must be more than 0"),
         (["{album}", "--password", ""], 1, "--password must not be empty"),
         (["{album}", "--bogus"], 2, "No such option '--bogus'"),
+        (["{album}", "--download-pin", "12ab"], 1, "--download-pin must be 4 to 6 digits"),
+        (["{album}", "--download-pin", "123"], 1, "--download-pin must be 4 to 6 digits"),
+        (["{album}", "--download-pin", "\u0661\u0662\u0663\u0664"], 1, "--download-pin must be 4 to 6 digits"),
+        (["{album}", "--max-album-downloads", "0"], 2, "0 is not in the range 1<=x<=1000000"),
+        (["{album}", "--max-photo-downloads", "10000000000000000000000"], 2, "is not in the range 1<=x<=1000000"),
+        (["{album}", "--max-photo-downloads", "many"], 2, "'many' is not a valid integer"),
     ],
 )
 def test_bad_create_share_is_one_line_and_creates_no_link(app, runner, make_album, extra, exit_code, message):

@@ -154,6 +154,8 @@ def test_redact_hides_password_parameters_and_the_header_in_any_spelling():
         "form: new_password=[redacted] SMTP_PASSWORD=[redacted]")
     assert redact("{'X-Share-Password': 'hunter 2', 'Accept': '*/*'}") == (
         "{'X-Share-Password': '[redacted]', 'Accept': '*/*'}")
+    assert redact("X-Download-Pin: 4821") == "X-Download-Pin: [redacted]"
+    assert redact("HTTP_X_DOWNLOAD_PIN=048213 next") == "HTTP_X_DOWNLOAD_PIN=[redacted]"
     assert redact("HTTP_X_SHARE_PASSWORD=hunter2\nx-share-password: hunter 2, more") == (
         "HTTP_X_SHARE_PASSWORD=[redacted]\nx-share-password: [redacted], more")
     assert redact("GET /s/abc?view=1 200 1234 (ratio=1.5)") == "GET /s/abc?view=1 200 1234 (ratio=1.5)"

@@ -175,3 +175,31 @@ def test_owners_made_before_session_tokens_each_get_their_own(bare_app):
         tokens = [user.session_token for user in db.session.query(User)]
         assert len(tokens) == 2 and len(set(tokens)) == 2 and all(len(token) >= 40 for token in tokens)
         assert schema_differences() == []
+
+
+def test_rules_revision_keeps_existing_links_open_with_no_rules(bare_app):
+    """Links made before the download rules existed: no e-mail asked, no PIN, no limits, nothing counted."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from photoshare.models import ShareLink
+
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="a7c3e9d1f2b4")
+        now = datetime(2026, 12, 1, 12, 0, 0)
+        run = db.session.execute
+        run(text("INSERT INTO users (id, email, password_hash, created_at, session_token) "
+                 "VALUES (1, 'o@example.com', 'x', :t, 'tok')"), {"t": now})
+        run(text("INSERT INTO albums (id, owner_id, title, created_at, updated_at, version) "
+                 "VALUES (1, 1, 'Old', :t, :t, 'empty')"), {"t": now})
+        run(text("INSERT INTO share_links (id, album_id, token, revoked, downloads_allowed, created_at, view_count, "
+                 "download_started_count, download_count) VALUES (1, 1, 'old-token', false, true, :t, 4, 3, 2)"),
+            {"t": now})
+        db.session.commit()
+        flask_migrate.upgrade(revision="head")
+        db.session.remove()
+        link = db.session.get(ShareLink, 1)
+        assert (link.ask_email, link.download_pin_hash, link.download_pin_generation) == (False, None, 0)
+        assert (link.max_album_downloads, link.max_photo_downloads) == (None, None)
+        assert (link.album_downloads, link.photo_downloads, link.download_count) == (0, 0, 2)

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from flask import current_app
-from werkzeug.http import parse_etags
+from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.utils import send_file as werkzeug_send_file
 from werkzeug.wrappers import Response
 
@@ -45,17 +45,20 @@ __all__ = [
     "Delivery",
     "OnClose",
     "Prepared",
+    "asks_from_first_byte",
     "cdn_base_url",
     "find_prepared",
     "has_prepared",
     "open_for_link",
     "prepared_size",
+    "release_prepared",
     "send_album",
     "send_archive",
     "send_file",
     "send_photo",
     "send_prepared",
     "send_rendition",
+    "starts_download",
     "thumbnail_src",
     "view_href",
 ]
@@ -188,6 +191,12 @@ def prepared_size(album_id: int, version: str) -> int | None:
         return None
 
 
+def release_prepared(prepared: Prepared) -> None:
+    """Let go of a prepared archive that will not be sent after all (its lock on disk); idempotent."""
+    if isinstance(prepared, cache.CachedArchive):
+        prepared.release()
+
+
 def has_prepared(album_id: int, version: str) -> bool:
     """Whether the version's prepared ZIP is there for a link to point at (fresh, in the bucket)."""
     if bucket.in_bucket():
@@ -223,3 +232,32 @@ def send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str], *, env
         local, environ=environ, download_name=local.name, mimetype="image/jpeg", etag=etag, as_attachment=False)
     response = handed or werkzeug_send_file(source, environ, mimetype="image/jpeg", etag=etag, conditional=True)
     return rendition_cache_control(response, link)
+
+
+def asks_from_first_byte(environ: dict[str, Any]) -> bool:
+    """Whether a GET may begin a download: no Range, an unreadable one, or one from byte 0. A Range after byte
+    0 is a resume or a download manager's later part (unless a stale If-Range turns it into the whole file,
+    which only the response tells: `starts_download`)."""
+    if environ.get("REQUEST_METHOD", "GET").upper() != "GET":
+        return False
+    ranges = parse_range_header(environ.get("HTTP_RANGE"))
+    return ranges is None or any(start == 0 for start, _stop in ranges.ranges)
+
+
+def starts_download(environ: dict[str, Any], response: Response) -> bool:
+    """Whether this response, about to be sent, begins a download at the file's first byte (what takes a
+    download-limit slot) rather than resuming one or being no download at all (HEAD, 304, 412, 416).
+
+    What gunicorn sends is known from the response itself: a 200 is the whole file (whatever Range or a stale
+    If-Range asked), a 206 starts where its Content-Range says. A hand-over to nginx (X-Accel) or a redirect to
+    the store leaves Range to them: there the request's Range decides (none, an unreadable one, or one from
+    byte 0 start a download)."""
+    if environ.get("REQUEST_METHOD", "GET").upper() != "GET":
+        return False
+    status = response.status_code
+    if "X-Accel-Redirect" in response.headers or (300 <= status < 400 and status != 304):
+        return asks_from_first_byte(environ)
+    if status == 206:
+        content_range = response.content_range
+        return content_range.start == 0 if content_range and content_range.start is not None else True
+    return status == 200

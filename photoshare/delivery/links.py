@@ -95,6 +95,18 @@ def load(token: str) -> Grant:
     return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref)
 
 
+def load_any_age(token: str) -> Grant:
+    """The grant of a genuine link however old (to prepare its download again); LinkInvalid when tampered."""
+    try:
+        payload, issued = _serializer().loads(token, return_timestamp=True)
+    except (BadSignature, ValueError, TypeError, UnicodeError):
+        raise LinkInvalid() from None
+    grant = _grant(payload)
+    if grant is None:
+        raise LinkInvalid()
+    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref)
+
+
 def _expired_grant(raw: object) -> Grant | None:
     """The grant of an expired link (its signature was good), to offer preparing the download again."""
     try:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, IntegerField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+
+from ..access import PIN_SHAPE
+
+PIN_FIELD = PIN_SHAPE.pattern + r"\Z"  # wtforms' Regexp matches at the start only: 1234567 would pass
+MAX_LIMIT = 1_000_000  # far beyond any real limit; keeps the number inside a database integer
+
+
+def limit_field(label: object) -> IntegerField:
+    """A download limit: empty for none, else 1 to MAX_LIMIT."""
+    message = lazy_gettext("Enter a number from 1 to 1,000,000, or leave it empty for no limit.")
+    return IntegerField(label, validators=[Optional(), NumberRange(min=1, max=MAX_LIMIT, message=message)])
 
 
 class ActionForm(FlaskForm):
@@ -48,9 +60,36 @@ class ShareForm(FlaskForm):
     expires_on = DateField("or last day", validators=[Optional()])
     tz_offset = HiddenField(default="0")  # filled in by owner.js: the browser's offset from UTC, in minutes
     downloads_allowed = BooleanField("Visitors may download photos", default=True)
+    ask_email = BooleanField(lazy_gettext("Ask for an e-mail before downloads"))
+    download_pin = PasswordField(
+        lazy_gettext("Download PIN (optional)"),
+        validators=[Optional(), Regexp(PIN_FIELD, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
+        render_kw={"autocomplete": "off", "inputmode": "numeric"},
+    )
+    max_album_downloads = limit_field(lazy_gettext("Album downloads at most"))
+    max_photo_downloads = limit_field(lazy_gettext("Photo downloads at most"))
 
     def tz_offset_minutes(self) -> int:
         try:
             return int(self.tz_offset.data or 0)
         except ValueError:
             return 0
+
+
+class ShareRulesForm(FlaskForm):
+    """An existing link's download rules: the e-mail question, the limits (empty: none), a reset of the counts."""
+
+    ask_email = BooleanField(lazy_gettext("Ask for an e-mail before downloads"))
+    max_album_downloads = limit_field(lazy_gettext("Album downloads at most"))
+    max_photo_downloads = limit_field(lazy_gettext("Photo downloads at most"))
+    reset_counts = BooleanField(lazy_gettext("Start counting downloads from zero again"))
+
+
+class DownloadPinForm(FlaskForm):
+    """A new download PIN for a link, or none; either way visitors who gave the old one must give the new one."""
+
+    download_pin = PasswordField(
+        lazy_gettext("New download PIN"),
+        validators=[Optional(), Regexp(PIN_FIELD, message=lazy_gettext("A download PIN is 4 to 6 digits."))],
+        render_kw={"autocomplete": "off", "inputmode": "numeric"},
+    )

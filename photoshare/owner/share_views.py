@@ -9,7 +9,7 @@ from ..access import create_share_link, revoke_share_link, share_url
 from ..models import Album
 from . import bp, service
 from .album_views import owner_id
-from .forms import ShareForm
+from .forms import DownloadPinForm, ShareForm, ShareRulesForm
 
 
 def _render(album: Album, form: ShareForm, status: int = 200) -> tuple[str, int]:
@@ -21,6 +21,8 @@ def _render(album: Album, form: ShareForm, status: int = 200) -> tuple[str, int]
             form=form,
             share_url=share_url,
             new_id=request.args.get("new", type=int),
+            rules_form=ShareRulesForm(),
+            pin_form=DownloadPinForm(),
         ),
         status,
     )
@@ -46,7 +48,9 @@ def create_share(album_id: int) -> Response | tuple[str, int]:
         form.expires_in.errors.append(str(exc))
         return _render(album, form, 400)
     link = create_share_link(
-        album, password=form.password.data or None, expires_at=expires_at, downloads_allowed=form.downloads_allowed.data
+        album, password=form.password.data or None, expires_at=expires_at, downloads_allowed=form.downloads_allowed.data,
+        ask_email=form.ask_email.data, download_pin=form.download_pin.data or None,
+        max_album_downloads=form.max_album_downloads.data, max_photo_downloads=form.max_photo_downloads.data,
     )
     flash("Share link created. Copy it and send it to your client.", "success")
     return redirect(url_for(".shares", album_id=album.id, new=link.id, _anchor=f"link-{link.id}"))

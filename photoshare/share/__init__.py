@@ -48,5 +48,6 @@ def count_download(link: ShareLink) -> Callable[[Delivery], None]:
     return on_close
 
 
-# Routes register on the blueprints above: album API and downloads, pages, prepared downloads (API, page, link).
-from . import api, jobs_api, pages, prepare, selections_api  # noqa: E402,F401
+# Routes register on the blueprints above: album API and downloads, pages, prepared downloads (API, page, link),
+# selections, and the download rules' forms.
+from . import api, download_gate, jobs_api, pages, prepare, selections_api  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """The share API: album JSON and the download endpoints (one photo, or the whole album as a ZIP).
 
 Every route opens the share through `visitor_share` (password, expiry, revocation, password guesses counted);
-downloads also need the link's downloads-allowed flag.
+downloads also pass the owner's download rules (`download_gate.deliver`: allowed, PIN, e-mail, limits).
 
 A download counts on the link when a response delivers the last byte of the file (`Delivery.finished_file`),
 checked as the server closes the body. So a full download counts once; a download resumed with `curl -C -`,
@@ -18,11 +18,11 @@ from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import albums, delivery, plans
-from ..access import require_downloads
 from ..errors import AppError
 from ..extensions import limiter
 from ..models import ShareLink
-from . import api_bp, archives, count_download, gallery, visitor_share
+from . import api_bp, archives, gallery, visitor_share
+from .download_gate import deliver
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
 # for a download manager splitting the archive into 8 ranges and resuming each a few times.
@@ -50,11 +50,12 @@ def download_photo(token: str, photo_id: int) -> Response:
     """The original file under its original name, resumable (Range, If-Range), ETag from its sha256.
     With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
     link = visitor_share(token)
-    require_downloads(link)
-    photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
     try:
-        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link))
+        return deliver(link, "photo", lambda on_close: delivery.send_photo(
+            gallery.share_photo(link, photo_id),  # another album's photo is a 404 like an unknown id
+            environ=request.environ, on_close=on_close))
     except FileNotFoundError:
+        photo = gallery.share_photo(link, photo_id)
         key = albums.photo_key(photo)
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
         raise PhotoUnavailable() from None
@@ -67,13 +68,12 @@ def download_all(token: str) -> Response:
     album has no such part, 400 when N is not a number); the same version always gives the same bytes, so
     ranges and resumes from any worker fit together."""
     link = visitor_share(token)
-    require_downloads(link)
     album = link.album
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
     plan = archives.requested_plan(album, part=request.args.get("part"))
-    return delivery.send_archive(plan, environ=request.environ, download_name=archives.download_name(plan),
-                                 on_close=count_download(link))
+    return deliver(link, "part" if plan.part else "album", lambda on_close: delivery.send_archive(
+        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close))
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:

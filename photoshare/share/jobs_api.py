@@ -13,6 +13,7 @@ from ..access import require_downloads
 from ..extensions import limiter
 from ..jobs import notify
 from . import api_bp, archives, visitor_share
+from .download_gate import check_download, grant_pin
 
 
 def requested_email() -> str:
@@ -42,12 +43,13 @@ def prepare_download(token: str) -> Response:
     `part` in the JSON body or the query): 202 while it runs, 200 with the link when that ZIP, as the album is
     now, is already cached."""
     link = visitor_share(token)
-    require_downloads(link)
+    pin_checked = check_download(link, "prepared")
     raw_email = requested_email()
     email = notify.normalize_address(raw_email) if raw_email else None
     plan = archives.requested_plan(link.album, **archives.plan_args()) if link.album.photos else None
     job = jobs.prepare(link, plan=plan, email=email)
-    return _json(job.to_json(), 200 if job.status == "ready" else 202)
+    response = _json(job.to_json(), 200 if job.status == "ready" else 202)
+    return grant_pin(response, link) if pin_checked else response
 
 
 @api_bp.get("/<token>/download-status/<job_id>")

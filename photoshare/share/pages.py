@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 
-from .. import albums, delivery, plans
+from .. import albums, delivery, download_rules, plans
 from ..access import (
     ACCESS_COOKIE_MAX_AGE,
     PasswordRequired,
@@ -21,7 +21,7 @@ from ..access import (
 from ..errors import error_response, wants_json
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
-from . import gallery, pages_bp, visitor_share
+from . import download_gate, gallery, pages_bp, visitor_share
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -39,14 +39,17 @@ def gallery_page(token: str) -> Response:
         return _grant_access(redirect(target, 303), link)
     totals = gallery.album_totals(link.album_id)
     page = gallery.photo_page(link.album_id, _page_number(), current_app.config["GALLERY_PAGE_SIZE"], totals.photo_count)
+    rules = download_gate.pending(link)
     html = render_template(
         "share/gallery.html",
         link=link,
         album=link.album,
         totals=totals,
         page=page,
-        download_all_url=download_all_url(token, totals),
-        parts=archive_parts(link, totals),
+        download_all_url=_gated(token, download_all_url(token, totals), rules),
+        parts=[{**part, "url": _gated(token, str(part["url"]), rules)} for part in archive_parts(link, totals)],
+        download_rules=rules,
+        gallery_url=url_for("share.gallery", token=token),
         expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
@@ -131,18 +134,25 @@ def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str
 
 def _tile_context(link: ShareLink) -> dict[str, object]:
     """What the tile macro needs, for the full page and the "Load more" fragment alike."""
-    config = current_app.config
+    config, rules = current_app.config, download_gate.pending(link)
     return {
         "token": link.token,
-        "downloads_allowed": link.downloads_allowed,
+        "downloads_allowed": link.downloads_allowed and not rules.photo_limit,
+        "download_gated": rules.pin or rules.email,  # buttons lead to a form page: no `download` attribute
         "thumb_size": config["THUMBNAIL_SIZE"],
         "view_size": config["VIEW_SIZE"],
         "rendition_box": gallery.rendition_box,
         "tile_ratio_class": gallery.tile_ratio_class,
-        "download_url": download_photo_url,
+        "download_url": lambda token, photo_id: _gated(token, download_photo_url(token, photo_id), rules),
         "thumb_src": lambda photo: delivery.thumbnail_src(link, photo),  # on the CDN when there is one
         "view_href": lambda photo: delivery.view_href(link, photo),
     }
+
+
+def _gated(token: str, url: str, rules: download_rules.Pending) -> str:
+    """A download button's address: the download itself, or first the form for what the owner asks (PIN,
+    e-mail), which then goes on to it."""
+    return download_gate.before_download_url(token, url) if rules.pin or rules.email else url
 
 
 def _page_number() -> int:

@@ -15,8 +15,9 @@ from werkzeug.wrappers import Response
 from .. import delivery, jobs, plans
 from ..access import require_downloads
 from ..plans import ArchivePlan
-from . import api_bp, archives, count_download, visitor_share
+from . import api_bp, archives, visitor_share
 from .api import download_all_limit
+from .download_gate import deliver
 from .prepare import prepare_page_url
 
 
@@ -25,7 +26,7 @@ def create_selection(token: str) -> Response:
     """Store (or find) the selection of `{"photo_ids": [...]}`: 400 with nothing stored for anything but
     distinct ids of this album's photos."""
     link = visitor_share(token)
-    require_downloads(link)
+    require_downloads(link)  # the PIN, e-mail and limits are asked when the selection is downloaded
     body = request.get_json(silent=True)
     plan, created = plans.make_selection(link.album, body.get("photo_ids") if isinstance(body, dict) else None)
     response = jsonify(selection_json(token, plan))
@@ -39,10 +40,9 @@ def create_selection(token: str) -> Response:
 def download_selection(token: str, selection_id: str) -> Response:
     """The selection's ZIP (`<title> (12 photos).zip`), or one of its parts; 410 once the album changed."""
     link = visitor_share(token)
-    require_downloads(link)
     plan = archives.requested_plan(link.album, selection_id, request.args.get("part"))
-    return delivery.send_archive(plan, environ=request.environ, download_name=archives.download_name(plan),
-                                 on_close=count_download(link))
+    return deliver(link, "selection", lambda on_close: delivery.send_archive(
+        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close))
 
 
 def selection_json(token: str, plan: ArchivePlan) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def visit_visitor_pages(page, site, viewport: str) -> dict[str, list[str]]:
     check("preparing-ready")
     response = page.goto(site.url + site.stale_download_path)
     assert response.status == 410
-    expect(page.get_by_role("link", name="Prepare the download again")).to_be_visible()
+    expect(page.get_by_role("button", name="Prepare the download again")).to_be_visible()
     check("download-link-expired")
 
     # The rate-limit page: wrong passwords in the address until the limit answers 429 (10 a minute per client
