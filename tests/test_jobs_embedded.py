@@ -92,8 +92,17 @@ def test_prepare_reports_progress_then_ready_link_resumes_with_range_and_needs_n
         assert prepare(server.url, token)[0] == 401  # same password rules as every share endpoint
         status, data = prepare(server.url, token, headers={"X-Share-Password": "open sesame"})
         assert status == 202 and data["status"] == "queued" and data["progress"] == 0
-        slow.finish(chunk=16384, delay=0.12)
+        slow.feed(until=len(slow.data) // 2)  # the build stops half-way through the second photo until the rest
         seen: list[dict] = []
+
+        def midway() -> dict | None:
+            reply = http("GET", f"{server.url}/api/share/{token}/download-status/{data['job_id']}",
+                         headers={"X-Share-Password": "open sesame"})
+            seen.append(reply.json())
+            return seen[-1] if 0 < seen[-1]["progress"] < 100 else None
+
+        wait_until(midway, timeout=30, interval=0.1, what="progress between 0 and 100")
+        slow.finish()
         ready = poll_status(server.url, token, data["job_id"], seen=seen, headers={"X-Share-Password": "open sesame"})
     finally:
         slow.restore()
