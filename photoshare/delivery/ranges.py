@@ -39,6 +39,14 @@ class Delivery:
     stop: int  # exclusive
     size: int
     complete: bool  # every byte of [start, stop) went out (and, at the file's end, the client acknowledged it)
+    sent: int | None = None  # bytes that went out when the sender counted them; None: all of [start, stop) or none
+
+    @property
+    def bytes_sent(self) -> int:
+        """What this response sent of the file (activity's "bytes"): counted by gunicorn's body, else predicted."""
+        if self.sent is not None:
+            return self.sent
+        return self.stop - self.start if self.complete and self.status in (200, 206) else 0
 
     @property
     def started_file(self) -> bool:

@@ -54,7 +54,7 @@ def download_photo(token: str, photo_id: int) -> Response:
     require_downloads(link)
     photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
     try:
-        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link))
+        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link, "photo", photo_id=photo.id))
     except FileNotFoundError:
         key = albums.photo_key(photo)
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
@@ -72,7 +72,7 @@ def download_all(token: str) -> Response:
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
     return delivery.send_album(album, environ=request.environ, download_name=archive_name(album.title),
-                               on_close=count_download(link))
+                               on_close=count_download(link, "album"))
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:
