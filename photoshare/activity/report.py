@@ -8,17 +8,24 @@ details: a filter by kind reads live events only. No Flask request here; scopes 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import case, func
 
+from ..errors import AppError, NotFound
 from ..extensions import db
 from ..models import ActivityDay, ActivityEvent, Photo
-from .events import VISIT
+from .events import KINDS, VISIT
 
 EVENTS_PER_PAGE = 50
+CHART_DAYS, MAX_CHART_DAYS = 30, 366
+
+
+class BadFilter(AppError):
+    status, error = 400, "bad_filter"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,39 @@ class Scope:
         if self.last_day:
             conditions.append(ActivityDay.day <= self.last_day)
         return conditions
+
+
+def scope_from_query(album_id: int, link_ids: set[int], query: Mapping[str, str]) -> Scope:
+    """The scope a filter form asks for (`link`, `kind`, `from`, `to`, all optional); BadFilter (400) for a
+    value that is not one, NotFound for a link of another album (as for a link that does not exist)."""
+    share_id = None
+    if query.get("link"):
+        if not query["link"].isdigit() or int(query["link"]) not in link_ids:
+            raise NotFound(_("There is no such share link for this album."))
+        share_id = int(query["link"])
+    kind = query.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise BadFilter(_("Choose a kind of activity from the list."))
+    first, last = _day(query.get("from")), _day(query.get("to"))
+    if first and last and first > last:
+        raise BadFilter(_("The first day of the range comes after its last day."))
+    return Scope(album_id, share_id, kind, first, last)
+
+
+def chart_window(scope: Scope, today: date) -> tuple[date, date]:
+    """The days the chart shows: the filter's range, else the last 30 days; at most a year (its last one)."""
+    last = scope.last_day or today
+    first = scope.first_day or last - timedelta(days=CHART_DAYS - 1)
+    return max(first, last - timedelta(days=MAX_CHART_DAYS - 1)), last
+
+
+def _day(raw: str | None) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadFilter(_("Enter dates as YYYY-MM-DD.")) from None
 
 
 @dataclass(frozen=True)
@@ -173,9 +213,17 @@ CSV_COLUMNS = ("at", "link", "kind", "photo_id", "part", "size", "bytes", "finis
 
 
 def csv_row(event: ActivityEvent) -> list[object]:
+    """One CSV line; text a visitor chose (the e-mail) or sent (User-Agent families) can never start a formula."""
     return [event.at.isoformat() + "Z", event.share_id, event.kind, event.photo_id or "", event.part or "",
-            event.size or "", event.bytes, "yes" if event.finished else "no", event.browser or "", event.os or "",
-            event.network or "", event.email or "", event.visitor or ""]
+            event.size or "", event.bytes, "yes" if event.finished else "no", _cell(event.browser),
+            _cell(event.os), event.network or "", _cell(event.email), event.visitor or ""]
+
+
+def _cell(text: str | None) -> str:
+    """Spreadsheets run a cell starting with = + - @ (or a tab / carriage return) as a formula: quote it."""
+    if not text:
+        return ""
+    return "'" + text if text[0] in "=+-@\t\r" else text
 
 
 def _as_date(value: object) -> date:
