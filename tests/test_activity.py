@@ -22,7 +22,7 @@ from photoshare.extensions import db
 from photoshare.jobs import sweep
 from photoshare.models import ActivityDay, ActivityEvent, Photo, ShareLink, utcnow
 from tests.conftest import LiveServer, base_config
-from tests.jobs_support import wait_until
+from tests.jobs_support import http, poll_status, wait_until
 from tests.test_downloads_http import Site
 
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -125,6 +125,19 @@ def test_photo_and_album_downloads_are_recorded_with_kind_photo_size_and_bytes(s
     assert (album_event.kind, album_event.photo_id, album_event.bytes, album_event.finished) == (
         "album", None, len(archive), True)
     assert totals(site, token).downloads == 2
+
+
+def test_a_prepared_download_link_is_recorded_as_prepared(site):
+    _, token = site.album(photos=2)
+    reply = http("POST", f"{site.server.url}/api/share/{token}/prepare-download")
+    assert reply.status in (200, 202), reply.body
+    data = reply.json() if reply.status == 200 else poll_status(site.server.url, token, reply.json()["job_id"])
+    url = data["download_url"]
+    status, _, archive = get(site, url[url.index("/d/"):])
+    assert status == 200
+
+    [event] = wait_for_events(site, token, 1)
+    assert (event.kind, event.bytes, event.finished, event.size) == ("prepared", len(archive), True, "original")
 
 
 def test_eight_parallel_ranges_count_one_download_and_every_byte(site):
