@@ -22,7 +22,8 @@ from photoshare.extensions import db
 from photoshare.jobs import sweep
 from photoshare.models import ActivityDay, ActivityEvent, Photo, ShareLink, utcnow
 from tests.conftest import LiveServer, base_config
-from tests.jobs_support import http, poll_status, wait_until
+from tests.jobs_support import http as http_request
+from tests.jobs_support import poll_status, wait_until
 from tests.test_downloads_http import Site
 
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -129,7 +130,7 @@ def test_photo_and_album_downloads_are_recorded_with_kind_photo_size_and_bytes(s
 
 def test_a_prepared_download_link_is_recorded_as_prepared(site):
     _, token = site.album(photos=2)
-    reply = http("POST", f"{site.server.url}/api/share/{token}/prepare-download")
+    reply = http_request("POST", f"{site.server.url}/api/share/{token}/prepare-download")
     assert reply.status in (200, 202), reply.body
     data = reply.json() if reply.status == 200 else poll_status(site.server.url, token, reply.json()["job_id"])
     url = data["download_url"]
