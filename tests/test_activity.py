@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import http.client
 import signal
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from photoshare import activity, create_app
 from photoshare.auth import create_user
@@ -205,18 +205,20 @@ def test_visitor_email_from_the_session_is_kept_with_the_events(site):
 
 
 def test_a_failing_database_write_never_fails_the_request_and_the_events_are_written_later(site):
-    if site.app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        pytest.skip("drops the table through sqlite3")
-    _album_id, token = site.album(photos=1)
-    path = site.app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        connection.execute("ALTER TABLE activity_events RENAME TO activity_events_away")
+    """The events table is renamed away under the running server: every write fails until it is back."""
+    _, token = site.album(photos=1)
+
+    def rename(old: str, new: str) -> None:
+        with site.app.app_context():
+            db.session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+            db.session.commit()
+
+    rename("activity_events", "activity_events_away")
     try:
         assert all(get(site, f"/s/{token}")[0] == 200 for _ in range(3))
         wait_until(lambda: "could not write" in site.server.log.read_text(), what="the logged write failure")
     finally:
-        with sqlite3.connect(path) as connection:
-            connection.execute("ALTER TABLE activity_events_away RENAME TO activity_events")
+        rename("activity_events_away", "activity_events")
     assert [event.kind for event in wait_for_events(site, token, 3)] == ["visit"] * 3
 
 

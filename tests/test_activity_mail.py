@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from photoshare import create_app
+from photoshare import activity, create_app
 from photoshare.auth import create_user
 from photoshare.extensions import db
 from photoshare.jobs.owner_mail import send_due_digests
@@ -152,6 +152,7 @@ def celery_site(tmp_path, smtp, database_config):
     yield site, redis, worker
     worker.stop()
     site.server.stop()
+    activity.recorder(site.app).redis_url = None  # this test process's own recorder: nothing to drain at exit
     redis.stop()
     with site.app.app_context():
         db.engine.dispose()
