@@ -298,3 +298,19 @@ def test_share_activity_cli_prints_totals_and_events_as_json(app, runner, make_a
     }
     unknown = runner.invoke(args=["share-activity", "nope", "--json"])
     assert unknown.exit_code != 0 and "Error:" in unknown.output and "Traceback" not in unknown.output
+
+
+@pytest.mark.parametrize("address, network", [
+    ("203.0.113.77", "203.0.113.0/24"), ("::ffff:198.51.100.9", "198.51.100.0/24"),
+    ("2001:db8:1234:5678:9abc::42", "2001:db8:1234::/48"), ("fe80::1%eth0", "fe80::/48"),
+    ("", None), (None, None), ("not-an-address", None), ("999.1.1.1", None),
+])
+def test_addresses_are_truncated_to_their_network_and_nothing_else_passes(address, network):
+    assert activity.truncate_address(address) == network
+
+
+def test_user_agents_become_families_and_unknown_ones_none():
+    assert activity.families(CHROME_WINDOWS) == ("Chrome", "Windows")
+    assert activity.families("curl/8.5.0") == ("curl", None)
+    assert activity.families("") == (None, None)
+    assert activity.families("x" * 100_000) == (None, None)  # cut before parsing: no time spent on junk
