@@ -55,12 +55,13 @@ def count_download(
     def on_close(delivery: Delivery) -> None:
         counters = [name for name, counts in (("download_started_count", delivery.started_file),
                                               ("download_count", delivery.finished_file)) if counts]
+        if delivery.method == "GET" and delivery.status in (200, 206) and (delivery.bytes_sent or counters):
+            # Queued first: it never raises, so a failing counter write below cannot lose the event.
+            activity.record(_event(link_id, album_id, kind, visitor, photo_id=photo_id, part=part, size=size,
+                                   bytes=delivery.bytes_sent, finished=delivery.finished_file), app)
         if counters:
             with app.app_context():
                 increment(ShareLink, link_id, *counters)
-        if delivery.method == "GET" and delivery.status in (200, 206) and (delivery.bytes_sent or counters):
-            activity.record(_event(link_id, album_id, kind, visitor, photo_id=photo_id, part=part, size=size,
-                                   bytes=delivery.bytes_sent, finished=delivery.finished_file), app)
 
     return on_close
 
