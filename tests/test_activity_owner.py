@@ -80,6 +80,8 @@ def test_filter_by_link_kind_and_dates_and_page_through_events(live_server, owne
     session = logged_in(live_server)
     base = f"{live_server.url}/albums/{album_id}/activity"
 
+    shares_page = session.get(f"{live_server.url}/albums/{album_id}/shares").text
+    assert f'href="/albums/{album_id}/activity?link={links[1]}"' in shares_page  # each link leads to its own
     one_link = session.get(base, params={"link": links[1]}).text
     assert totals_of(one_link) == {"visits": "1", "visitors": "1", "downloads": "1", "bytes": "9.5 KB"}
     photos_only = session.get(base, params={"kind": "photo"}).text
