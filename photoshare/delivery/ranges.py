@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,9 @@ class Delivery:
     stop: int  # exclusive
     size: int
     complete: bool  # every byte of [start, stop) went out (and, at the file's end, the client acknowledged it)
-    sent: int | None = None  # bytes that went out when the sender counted them; None: all of [start, stop) or none
+    # Bytes that went out, when the sender counted them (None: all of [start, stop) or none). Not part of what a
+    # response *answered*, so two Deliveries of the same answer compare equal however far each got.
+    sent: int | None = field(default=None, compare=False)
 
     @property
     def bytes_sent(self) -> int:
