@@ -10,6 +10,11 @@ It runs three times: the app with SENDFILE_BACKEND=x-accel (nginx sends the file
 files itself, and nginx alone serving copies of the same responses. Afterwards it checks that nothing leaked:
 TEMP_DIR empty, each gunicorn worker's open file descriptors and resident memory before and after.
 Needs root (nginx), wrk, openssl and Debian's nginx-light; prints a table for the README.
+
+While wrk runs, two probe clients ask for the gallery page and the album's API JSON one after the other and time
+each answer (a new HTTPS connection each, like a visitor arriving): their p50 and p99 are what a visitor of the
+gallery or a script waits under that load. `--activity off` runs the app with ACTIVITY_ENABLED=false (the cost of
+recording visits and downloads); `--stacks x-accel` skips the streaming stack.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +64,46 @@ class Result:
     errors: int = 0
     bad_status: int = 0
     requests: int = 0
+    probes: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds per answer, during the run
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else float("nan")
+
+
+class Probe:
+    """Clients that time the gallery page and the API's album JSON while wrk loads the stack."""
+
+    def __init__(self, base: str, album: Album, clients: int = 2) -> None:
+        self.paths = {"gallery": f"/s/{album.token}", "api": f"/api/share/{album.token}"}
+        self.base, self.samples = base, {kind: [] for kind in self.paths}
+        self.failures = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> Probe:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for kind, path in self.paths.items():
+                started = time.perf_counter()
+                try:
+                    ok = fetch(self.base + path, timeout=60).status == 200
+                except OSError:
+                    ok = False
+                if ok:
+                    self.samples[kind].append(time.perf_counter() - started)
+                else:
+                    self.failures += 1
 
 
 def noise_jpeg(width: int, height: int) -> bytes:
@@ -239,7 +285,11 @@ def measure_stack(name: str, root: Path, instance: Path, app, album: Album, cert
         time.sleep(6)  # idle keep-alive connections close (gunicorn keepalive 5 s)
         before = snapshot(stack.gunicorn.process.pid)
         log_start = len(stack.gunicorn.log.read_text())
-        results.append(run_wrk(name, stack.url, mix, args.seconds, args.clients, root))
+        with Probe(stack.url, album) as probe:
+            results.append(run_wrk(name, stack.url, mix, args.seconds, args.clients, root))
+        results[-1].probes = probe.samples
+        if probe.failures:
+            notes.append(f"{name}: {probe.failures} probe request(s) failed")
         time.sleep(6)
         after = snapshot(stack.gunicorn.process.pid)
         temp_left = os.listdir(app.config["TEMP_DIR"])
@@ -274,6 +324,8 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--postgres", action="store_true", help="a throw-away PostgreSQL server instead of SQLite")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, wrk output)")
+    parser.add_argument("--activity", choices=("on", "off"), default="on", help="record visits and downloads")
+    parser.add_argument("--stacks", choices=("both", "x-accel"), default="both")
     args = parser.parse_args()
     for tool in ("wrk", "openssl"):
         if not shutil.which(tool):
@@ -295,11 +347,13 @@ def main() -> int:
         database = {"DATABASE_URL": postgres.new_database()}
     app = create_app(base_config(instance) | database)
     album = make_album(app, args.photos)
-    common = {"PROXY_FIX_HOPS": "1", "DOWNLOAD_ALL_RATE_LIMIT": "1000000 per minute"}
+    common = {"PROXY_FIX_HOPS": "1", "DOWNLOAD_ALL_RATE_LIMIT": "1000000 per minute",
+              "ACTIVITY_ENABLED": "true" if args.activity == "on" else "false"}
     results, notes = [], []
+    stacks = [("app + X-Accel", {"SENDFILE_BACKEND": "x-accel"}, static_root),
+              ("app streaming", {"SENDFILE_BACKEND": ""}, None)]
     try:
-        for name, settings, static in (("app + X-Accel", {"SENDFILE_BACKEND": "x-accel"}, static_root),
-                                       ("app streaming", {"SENDFILE_BACKEND": ""}, None)):
+        for name, settings, static in stacks[:1] if args.stacks == "x-accel" else stacks:
             found, said = measure_stack(name.replace(" ", "").replace("+", "-"), root, instance, app, album, cert, key,
                                         {**common, **settings}, args, static)
             for result in found:
@@ -317,12 +371,19 @@ def main() -> int:
     print(f"\nmachine: {os.cpu_count()} cores, {platform.machine()}, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB; Python {platform.python_version()}")
     print(f"album: {len(album.photos)} photos, {archive_mb:.1f} MB; {args.clients} clients for {args.seconds} s, HTTPS; "
-          f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
+          f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; activity recording {args.activity}")
     print("\n| server | requests/s | MB/s | p50 | p90 | p99 | requests | errors | non-2xx/3xx |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r.name} | {r.requests_per_s:.0f} | {r.mb_per_s:.0f} | {r.latency.get('50%', '?')} | "
               f"{r.latency.get('90%', '?')} | {r.latency.get('99%', '?')} | {r.requests} | {r.errors} | {r.bad_status} |")
+    print("\n| server | gallery p50 | gallery p99 | API p50 | API p99 | probe answers |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        if r.probes:
+            gallery, api = r.probes["gallery"], r.probes["api"]
+            print(f"| {r.name} | {percentile(gallery, 50) * 1000:.0f} ms | {percentile(gallery, 99) * 1000:.0f} ms | "
+                  f"{percentile(api, 50) * 1000:.0f} ms | {percentile(api, 99) * 1000:.0f} ms | {len(gallery) + len(api)} |")
     print()
     for note in notes:
         print(note)

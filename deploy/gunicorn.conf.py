@@ -77,3 +77,14 @@ def on_starting(server: Any) -> None:
     except ConfigError as exc:
         print(f"photoshare: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(WORKER_BOOT_ERROR) from None
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Write the activity events this worker still queues (photoshare/activity/recorder.py) before it exits after
+    SIGTERM, a reload or a restart; the interpreter's atexit does the same, this hook makes it explicit."""
+    try:
+        from photoshare.activity import flush_all
+
+        flush_all()
+    except Exception as exc:  # noqa: BLE001 (an exiting worker must still exit)
+        print(f"photoshare: could not flush activity at worker exit: {exc}", file=sys.stderr, flush=True)

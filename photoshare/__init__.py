@@ -43,7 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Before any blueprint adds its rules: every `<int:…>` is an id the database can hold (converters.py).
     app.url_map.converters["int"] = IdConverter
 
-    from . import auth, bad_input, cli, demo, errors, headers, health, i18n, jobs
+    from . import activity, auth, bad_input, cli, demo, errors, headers, health, i18n, jobs
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
@@ -61,6 +61,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     cli.register(app)
     app.cli.add_command(demo.demo_command)
     jobs.init_jobs(app)  # background ZIP preparation, the ZIP cache, `flask cleanup`
+    activity.init_app(app)  # visits and downloads per link, written off the request path; `share-activity`
 
     @app.get("/")
     def index() -> Response:

@@ -22,7 +22,7 @@ from .decoding import decode_budget
 from .errors import NotFound
 from .extensions import db
 from .images import EXTENSIONS, InvalidImage, Rendition, render
-from .models import Album, Photo, User, utcnow
+from .models import ActivityDay, ActivityEvent, Album, Photo, User, utcnow
 from .names import album_title, photo_name
 from .renditions import Limits, Target, make_missing
 from .storage import Storage, get_storage
@@ -63,6 +63,8 @@ def delete_album(album: Album) -> None:
     album_id, old_version = album.id, album.version
     keys = [key for photo in album.photos for key in photo_keys(photo)]
     db.session.delete(album)
+    for table in (ActivityEvent, ActivityDay):  # visitors' activity goes with the album it was about
+        db.session.execute(db.delete(table).where(table.album_id == album_id))
     db.session.commit()
     _delete_keys(keys)
     album_changed.send(current_app._get_current_object(), album_id=album_id, old_version=old_version)

@@ -96,6 +96,10 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "JOB_WORKERS": (2, int),  # embedded mode (no broker): archive builds at once in each app process
     "JOB_STALE_SECONDS": (60, int),  # a preparing job whose heartbeat is older is dead: failed, partial removed
     "JOB_SWEEP_SECONDS": (300, int),  # how often stuck jobs and the ZIP cache are swept (beat or embedded)
+    "ACTIVITY_ENABLED": (True, _bool),  # record visits and downloads per share link (photoshare/activity)
+    # Seconds between the writer's batches: a request only queues its event; this is how stale the owner's page may be.
+    "ACTIVITY_FLUSH_SECONDS": (1.0, float),
+    "ACTIVITY_RETENTION_DAYS": (180, float),  # older events are summed into daily totals by the sweeper, then removed
 }
 
 

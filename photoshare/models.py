@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy import false as sa_false
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -50,6 +49,10 @@ class Album(db.Model):
     # Digest of what the album's archive contains (names, order, contents, timestamps): it changes exactly
     # when the "Download all" archive would change, and keys ETags and the ZIP cache.
     version: Mapped[str] = mapped_column(String(64), default="empty")
+    # The owner asked for a daily e-mail of this album's activity; `digest_sent_on` is the last day one was sent
+    # (claimed before sending, so two schedulers never send the same day twice).
+    daily_digest: Mapped[bool] = mapped_column(default=False, server_default=false())
+    digest_sent_on: Mapped[date | None] = mapped_column(default=None)
 
     owner: Mapped[User] = relationship(back_populates="albums")
     photos: Mapped[list[Photo]] = relationship(
@@ -109,7 +112,7 @@ class ShareLink(db.Model):
     download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
     # The owner's rules for downloads (download_rules.py). Visitors give an e-mail before their first download.
-    ask_email: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
+    ask_email: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A 4-6 digit PIN for downloads only (viewing stays free), hashed like passwords; a new PIN bumps the
     # generation, which every PIN cookie carries, so earlier grants stop working.
     download_pin_hash: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -119,6 +122,8 @@ class ShareLink(db.Model):
     max_photo_downloads: Mapped[int | None] = mapped_column(Integer, default=None)
     album_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     photo_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the first finished download was recorded: set once, atomically, and the owner is e-mailed then.
+    first_download_at: Mapped[datetime | None] = mapped_column(default=None)
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 
@@ -183,6 +188,47 @@ class DownloadNotice(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)  # set before sending: never sent twice
 
 
+class ActivityEvent(db.Model):
+    """One thing a visitor did through a share link (photoshare/activity): opened the gallery, or a response of
+    a download. Never holds a whole network address (/24 or /48) nor a raw User-Agent (families only)."""
+
+    __tablename__ = "activity_events"
+    __table_args__ = (Index("ix_activity_events_album_at", "album_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    # No foreign keys: activity is read and folded in bulk, and outlives nothing (album deletion removes it).
+    share_id: Mapped[int] = mapped_column(Integer, index=True)
+    album_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # visit | photo | album | part | selection | prepared
+    photo_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    part: Mapped[str | None] = mapped_column(String(32), default=None)
+    size: Mapped[str | None] = mapped_column(String(16), default=None)  # original | large
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    finished: Mapped[bool] = mapped_column(default=False)  # this response delivered (and had acknowledged) the last byte
+    browser: Mapped[str | None] = mapped_column(String(64), default=None)
+    os: Mapped[str | None] = mapped_column(String(64), default=None)
+    network: Mapped[str | None] = mapped_column(String(64), default=None)  # e.g. 203.0.113.0/24
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
+    visitor: Mapped[str | None] = mapped_column(String(32), default=None)  # random, from the visitor's session
+
+
+class ActivityDay(db.Model):
+    """A share link's events of one UTC day older than ACTIVITY_RETENTION_DAYS, summed; the events are gone."""
+
+    __tablename__ = "activity_days"
+    __table_args__ = (UniqueConstraint("share_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_id: Mapped[int] = mapped_column(Integer)
+    album_id: Mapped[int] = mapped_column(Integer, index=True)
+    day: Mapped[date] = mapped_column()
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    visitors: Mapped[int] = mapped_column(Integer, default=0)  # distinct that day; summing days over-counts
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 def increment(model: type[db.Model], row_id: int, *columns: str) -> None:
     """Add one to counters in the database itself, in one statement, so concurrent workers never lose a count."""
     attrs = [getattr(model, column) for column in columns]
@@ -190,4 +236,7 @@ def increment(model: type[db.Model], row_id: int, *columns: str) -> None:
     db.session.commit()
 
 
-__all__ = ["Album", "DownloadJob", "DownloadNotice", "Photo", "Selection", "ShareLink", "User", "increment", "utcnow"]
+__all__ = [
+    "ActivityDay", "ActivityEvent", "Album", "DownloadJob", "DownloadNotice", "Photo", "Selection", "ShareLink", "User",
+    "increment", "utcnow",
+]

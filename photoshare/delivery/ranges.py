@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,16 @@ class Delivery:
     stop: int  # exclusive
     size: int
     complete: bool  # every byte of [start, stop) went out (and, at the file's end, the client acknowledged it)
+    # Bytes that went out, when the sender counted them (None: all of [start, stop) or none). Not part of what a
+    # response *answered*, so two Deliveries of the same answer compare equal however far each got.
+    sent: int | None = field(default=None, compare=False)
+
+    @property
+    def bytes_sent(self) -> int:
+        """What this response sent of the file (activity's "bytes"): counted by gunicorn's body, else predicted."""
+        if self.sent is not None:
+            return self.sent
+        return self.stop - self.start if self.complete and self.status in (200, 206) else 0
 
     @property
     def started_file(self) -> bool:

@@ -102,7 +102,8 @@ class ResponseFile:
             self._file.close()
         finally:
             if self._on_close is not None:
-                delivery = Delivery(self._method, self._status, self._start, self._stop, self._size, complete)
+                delivery = Delivery(self._method, self._status, self._start, self._stop, self._size, complete,
+                                    sent=self.sent if self._method == "GET" else 0)
                 try:
                     self._on_close(self._confirmed(delivery))
                 except Exception:  # a server calling close() must never see our cleanup fail

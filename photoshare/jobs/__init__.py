@@ -12,13 +12,14 @@ from typing import Any
 
 from flask import Flask, Response
 
-from .. import albums, plans
+from .. import activity, albums, plans
 from ..delivery import cache
 from ..errors import error_response
 from ..extensions import db
 from ..models import Album
 from . import store
 from .current import EXTENSION, get_runner
+from .owner_mail import on_first_download
 from .runners import CeleryRunner, EmbeddedRunner
 from .service import (
     JobNotFound,
@@ -56,6 +57,7 @@ def init_jobs(app: Flask) -> None:
     else:
         app.extensions[EXTENSION] = EmbeddedRunner(app)
     albums.album_changed.connect(_on_album_changed)  # module-level receiver: connecting again is a no-op
+    activity.first_download.connect(on_first_download)  # the owner's "first download" e-mail, as a job
     app.cli.add_command(cleanup_command)
     _remove_leftovers_at_start(app)
     # The sweeper threads start with this process's first request, not with its first "Download all": a

@@ -42,7 +42,9 @@ def make_celery(app: Flask) -> Any:
         worker_hijack_root_logger=False,  # the app's one-line (or JSON) handler stays (photoshare/logs.py)
         task_default_queue="photoshare",
         beat_schedule={
-            "photoshare-sweep": {"task": "photoshare.sweep", "schedule": float(app.config["JOB_SWEEP_SECONDS"])}
+            "photoshare-sweep": {"task": "photoshare.sweep", "schedule": float(app.config["JOB_SWEEP_SECONDS"])},
+            # Owners' daily activity e-mails: checked as often as the sweep, sent once per album and day.
+            "photoshare-digest": {"task": "photoshare.digest", "schedule": float(app.config["JOB_SWEEP_SECONDS"])},
         },
     )
 
@@ -57,6 +59,18 @@ def make_celery(app: Flask) -> Any:
         from .notify import send_for_job
 
         send_for_job(job_id)
+
+    @celery.task(name="photoshare.first_download", shared=False)
+    def first_download(share_id: int) -> None:
+        from .owner_mail import send_first_download
+
+        send_first_download(share_id)
+
+    @celery.task(name="photoshare.digest", shared=False)
+    def digest() -> None:
+        from .owner_mail import send_due_digests
+
+        send_due_digests()
 
     @celery.task(name="photoshare.sweep", shared=False)
     def sweep_task() -> None:

@@ -121,12 +121,12 @@ class EmbeddedRunner:
             self._stop = _start_sweeper(self, "sweep")
             self._pid = os.getpid()
 
-    def _submit(self, fn: Callable[[str], None], job_id: str) -> None:
+    def _submit(self, fn: Callable[[Any], object], job_id: str | int) -> None:
         self.ensure_started()
         assert self._executor is not None
         self._executor.submit(self._in_context, fn, job_id)
 
-    def _in_context(self, fn: Callable[[str], None], job_id: str) -> None:
+    def _in_context(self, fn: Callable[[Any], object], job_id: str | int) -> None:
         with self.app.app_context():
             try:
                 fn(job_id)
@@ -142,6 +142,11 @@ class EmbeddedRunner:
         from .notify import send_for_job
 
         self._submit(send_for_job, job_id)
+
+    def dispatch_first_download(self, share_id: int) -> None:
+        from .owner_mail import send_first_download
+
+        self._submit(send_first_download, share_id)
 
     def build_lock(self, album_id: int, version: str) -> BuildLock:
         return FileBuildLock(self.app.config["LOCK_DIR"], album_id, version)
@@ -165,6 +170,7 @@ def _start_sweeper(runner: EmbeddedRunner | CeleryRunner, task: SweepTask) -> th
 
 
 def _sweep_loop(runner_ref: weakref.ref[Any], stop: threading.Event, interval: float, task: SweepTask) -> None:
+    from .owner_mail import send_due_digests
     from .sweep import remove_temp_leftovers, sweep
 
     while not stop.wait(interval):
@@ -175,6 +181,7 @@ def _sweep_loop(runner_ref: weakref.ref[Any], stop: threading.Event, interval: f
             try:
                 if task == "sweep":
                     sweep(revive=True)
+                    send_due_digests()  # once per album and day, claimed in the database
                 else:
                     remove_temp_leftovers(runner.app.config)
             except Exception:
@@ -211,6 +218,9 @@ class CeleryRunner:
 
     def dispatch_notices(self, job_id: str) -> None:
         self.celery.send_task("photoshare.send_notices", args=[job_id], ignore_result=True)
+
+    def dispatch_first_download(self, share_id: int) -> None:
+        self.celery.send_task("photoshare.first_download", args=[share_id], ignore_result=True)
 
     def _redis_url(self) -> str | None:
         broker = self.app.config["BROKER_URL"] or ""

@@ -20,7 +20,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import plans
+from .. import activity, plans
 from ..delivery import bucket, cache
 from ..delivery.archive_files import remove_stale
 from ..extensions import db
@@ -45,13 +45,15 @@ class SweepReport:
     partials: int = 0
     temp_files: int = 0
     freed: int = 0
+    activity_folded: int = 0
 
     def summary(self) -> str:
         return (
             f"stuck jobs failed: {self.stuck}, queued jobs re-sent: {self.revived}, "
             f"archives removed: {self.expired} expired, {self.outdated} outdated, {self.evicted} over budget "
             f"({self.freed / 1e6:.1f} MB), kept because in use: {self.in_use}, partial files removed: {self.partials}, "
-            f"abandoned download-all temp files removed: {self.temp_files}"
+            f"abandoned download-all temp files removed: {self.temp_files}, "
+            f"activity events folded into daily totals: {self.activity_folded}"
         )
 
 
@@ -81,12 +83,24 @@ def sweep(*, revive: bool = True, now: float | None = None) -> SweepReport:
     if bucket.in_bucket():
         _sweep_bucket(report, now)
     report.temp_files = remove_temp_leftovers(current_app.config)
+    report.activity_folded = _fold_activity()
     _forget_old_jobs()
     _forget_outdated_selections()
     _remove_idle_lock_files()
     if report.stuck or report.expired or report.outdated or report.evicted or report.partials or report.temp_files:
         log.info("sweep: %s", report.summary())
     return report
+
+
+def _fold_activity() -> int:
+    """Events older than ACTIVITY_RETENTION_DAYS become daily totals (activity.fold_old); with Redis, the
+    events still in its list are written first, so the job system also drains what no web process did."""
+    try:
+        return activity.fold_old()
+    except SQLAlchemyError as exc:  # the next sweep tries again; the events stay meanwhile
+        db.session.rollback()
+        log.warning("could not fold old activity: %s", exc)
+        return 0
 
 
 def remove_temp_leftovers(config: Mapping[str, Any]) -> int:

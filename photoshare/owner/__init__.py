@@ -22,4 +22,4 @@ def require_owner() -> Response | None:
     return redirect(url_for("auth.login", next=back))
 
 
-from . import account_views, album_views, rules_views, share_views, upload_views  # noqa: E402,F401  (routes register on the blueprint above)
+from . import account_views, activity_views, album_views, rules_views, share_views, upload_views  # noqa: E402,F401  (routes register on the blueprint above)

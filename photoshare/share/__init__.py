@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, request, session
 from flask_limiter.util import get_remote_address
 
+from .. import activity
 from ..access import open_share
 from ..delivery import Delivery
-from ..models import ShareLink, increment
+from ..models import ShareLink, increment, utcnow
 
 pages_bp = Blueprint("share", __name__)
 api_bp = Blueprint("share_api", __name__, url_prefix="/api/share")
@@ -29,23 +31,66 @@ def visitor_share(token: str) -> ShareLink:
     )
 
 
-def count_download(link: ShareLink) -> Callable[[Delivery], None]:
-    """A close callback counting on the link a download started (a GET from the first byte) and one finished
-    (the client acknowledged the file's last byte; see received.py for what can still over-count).
+# Session keys: the visitor's random id (activity), the pages of links already counted as a visit, and the
+# e-mail a visitor gave (written by the visitor e-mail form).
+VISITOR_KEY, VISITED_KEY, EMAIL_KEY = "visitor_id", "visited", "visitor_email"
+MAX_VISITED = 50  # links remembered per session; an older one opened again counts as a new visit
 
-    It runs when the server closes the body, after the request's app context is gone: it brings its own.
+
+def count_download(
+    link: ShareLink, kind: str = "album", *, photo_id: int | None = None, part: str | None = None,
+    size: str | None = "original",
+) -> Callable[[Delivery], None]:
+    """A close callback counting on the link a download started (a GET from the first byte) and one finished
+    (the client acknowledged the file's last byte; see received.py for what can still over-count), and
+    recording the response as activity (`kind`: photo, album, part, selection, prepared): the one place every
+    kind of download reports to.
+
+    It runs when the server closes the body, after the request's app context is gone: it brings its own, and
+    takes the visitor (session, address, User-Agent) from the request now.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    link_id = link.id
+    link_id, album_id, visitor = link.id, link.album_id, current_visitor()
 
     def on_close(delivery: Delivery) -> None:
         counters = [name for name, counts in (("download_started_count", delivery.started_file),
                                               ("download_count", delivery.finished_file)) if counts]
+        if delivery.method == "GET" and delivery.status in (200, 206) and (delivery.bytes_sent or counters):
+            # Queued first: it never raises, so a failing counter write below cannot lose the event.
+            activity.record(_event(link_id, album_id, kind, visitor, photo_id=photo_id, part=part, size=size,
+                                   bytes=delivery.bytes_sent, finished=delivery.finished_file), app)
         if counters:
             with app.app_context():
                 increment(ShareLink, link_id, *counters)
 
     return on_close
+
+
+def record_visit(link: ShareLink) -> None:
+    """A gallery page was shown: a `visit` the first time in this visitor's session, a view tick otherwise
+    (the link's view_count counts both). Queued, never written here."""
+    visited = list(session.get(VISITED_KEY, []))
+    first = link.id not in visited
+    if first:
+        session[VISITED_KEY] = [*visited, link.id][-MAX_VISITED:]
+    kind = activity.VISIT if first else activity.VIEW
+    activity.record(_event(link.id, link.album_id, kind, current_visitor(create=first)))
+
+
+def current_visitor(*, create: bool = False) -> activity.Visitor:
+    """This request's visitor as activity keeps them: the session's random id (made when `create`), the e-mail
+    they gave, their network (/24 or /48, never the address) and User-Agent."""
+    visitor_id = session.get(VISITOR_KEY)
+    if visitor_id is None and create:
+        visitor_id = session[VISITOR_KEY] = secrets.token_urlsafe(12)
+    return activity.Visitor(visitor_id, session.get(EMAIL_KEY), activity.truncate_address(get_remote_address()),
+                            request.user_agent.string)
+
+
+def _event(link_id: int, album_id: int, kind: str, visitor: activity.Visitor, **details: object) -> activity.Event:
+    return activity.Event(at=utcnow(), share_id=link_id, album_id=album_id, kind=kind, visitor_id=visitor.visitor_id,
+                          email=visitor.email, network=visitor.network, user_agent=visitor.user_agent,
+                          **details)  # type: ignore[arg-type]
 
 
 # Routes register on the blueprints above: album API and downloads, pages, prepared downloads (API, page, link),

@@ -53,7 +53,7 @@ def download_photo(token: str, photo_id: int) -> Response:
     try:
         return deliver(link, "photo", lambda on_close: delivery.send_photo(
             gallery.share_photo(link, photo_id),  # another album's photo is a 404 like an unknown id
-            environ=request.environ, on_close=on_close))
+            environ=request.environ, on_close=on_close), photo_id=photo_id)
     except FileNotFoundError:
         photo = gallery.share_photo(link, photo_id)
         key = albums.photo_key(photo)
@@ -73,7 +73,8 @@ def download_all(token: str) -> Response:
         raise albums.EmptyAlbum()
     plan = archives.requested_plan(album, part=request.args.get("part"))
     return deliver(link, "part" if plan.part else "album", lambda on_close: delivery.send_archive(
-        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close))
+        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close),
+        part=str(plan.part) if plan.part else None)
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:

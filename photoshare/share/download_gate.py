@@ -63,12 +63,16 @@ def check_download(link: ShareLink, kind: str, *, sends: bool = False) -> bool:
     return download_rules.check(link, ask, secret_key=current_app.config["SECRET_KEY"])
 
 
-def deliver(link: ShareLink, kind: str, build: Callable[[delivery.OnClose], Response]) -> Response:
-    """The download `build` makes (handed the link's counting close callback), once every rule allows it and,
-    when the response starts a download, a slot is taken: a full limit refuses before any byte is sent."""
+def deliver(
+    link: ShareLink, kind: str, build: Callable[[delivery.OnClose], Response], *, photo_id: int | None = None,
+    part: str | None = None,
+) -> Response:
+    """The download `build` makes (handed the link's counting and activity close callback), once every rule
+    allows it and, when the response starts a download, a slot is taken: a full limit refuses before any byte
+    is sent."""
     pin_checked = check_download(link, kind, sends=True)
     refused: list[bool] = []
-    counter = count_download(link)
+    counter = count_download(link, kind, photo_id=photo_id, part=part)
 
     def on_close(sent: delivery.Delivery) -> None:
         if not refused:  # a refused response sends nothing: it must not count as started

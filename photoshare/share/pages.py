@@ -20,8 +20,8 @@ from ..access import (
 )
 from ..errors import error_response, wants_json
 from ..jobs import needs_preparation
-from ..models import ShareLink, increment, utcnow
-from . import download_gate, gallery, pages_bp, visitor_share
+from ..models import ShareLink, utcnow
+from . import download_gate, gallery, pages_bp, record_visit, visitor_share
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -53,7 +53,7 @@ def gallery_page(token: str) -> Response:
         expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
-    increment(ShareLink, link.id, "view_count")
+    record_visit(link)  # queued for the activity writer: no database write in the request
     return _grant_access(Response(html, headers=PAGE_HEADERS), link)
 
 

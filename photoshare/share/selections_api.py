@@ -42,7 +42,8 @@ def download_selection(token: str, selection_id: str) -> Response:
     link = visitor_share(token)
     plan = archives.requested_plan(link.album, selection_id, request.args.get("part"))
     return deliver(link, "selection", lambda on_close: delivery.send_archive(
-        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close))
+        plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close),
+        part=str(plan.part) if plan.part else None)
 
 
 def selection_json(token: str, plan: ArchivePlan) -> dict[str, Any]:
