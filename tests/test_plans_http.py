@@ -330,6 +330,9 @@ def test_a_selection_can_be_prepared_and_its_signed_link_gives_the_same_bytes(si
     photos = photos_of(site, album_id)
     body = select(site, token, [photos[2][0], photos[0][0]]).json()
     direct = http("GET", body["download_url"])
+    page = http("GET", site.server.url + body["prepare_page_url"])  # where the gallery goes for a big selection
+    assert page.status == 200 and b"2 photos" in page.body
+    assert f"prepare-download?selection_id={body['selection_id']}".encode() in page.body
     started = http("POST", api(site, token, "/prepare-download"), data={"selection_id": body["selection_id"]})
     assert started.status in (200, 202), started.body
     ready = poll_status(site.server.url, token, started.json()["job_id"])

@@ -18,7 +18,6 @@ from ..plans import ArchivePlan
 from . import api_bp, archives, visitor_share
 from .api import download_all_limit
 from .download_gate import deliver
-from .prepare import prepare_page_url
 
 
 @api_bp.post("/<token>/selections")
@@ -54,7 +53,7 @@ def selection_json(token: str, plan: ArchivePlan) -> dict[str, Any]:
         "size": plan.size,
         "download_url": archives.download_url(token, plan),
         "needs_preparation": jobs.needs_preparation(plan.photo_count, plan.photo_bytes),
-        "prepare_page_url": prepare_page_url(token) + "?" + f"selection_id={plan.selection_id}",
+        "prepare_page_url": url_for("share.prepare_page", token=token, selection_id=plan.selection_id),
         "prepare_url": url_for("share_api.prepare_download", token=token, selection_id=plan.selection_id),
         "archives": archives.archives_json(token, plan),
     }
