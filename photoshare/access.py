@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import generate_password_hash
 
 from .attempts import Bucket, counted_check
 from .errors import AppError, NotFound
 from .extensions import db
+from .i18n import supported, use_share_language
 from .models import Album, ShareLink
 
 ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -26,7 +29,7 @@ TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters
 
 
 class ShareNotFound(NotFound):
-    message = "This share link does not exist. Check that you copied the whole address."
+    message = _l("This share link does not exist. Check that you copied the whole address.")
 
 
 class ShareGone(AppError):
@@ -34,15 +37,15 @@ class ShareGone(AppError):
 
 
 class PasswordRequired(AppError):
-    status, error, message = 401, "password_required", "This album is protected by a password."
+    status, error, message = 401, "password_required", _l("This album is protected by a password.")
 
 
 class WrongPassword(AppError):
-    status, error, message = 403, "wrong_password", "That password is not correct."
+    status, error, message = 403, "wrong_password", _l("That password is not correct.")
 
 
 class DownloadsDisabled(AppError):
-    status, error, message = 403, "downloads_disabled", "The owner has not allowed downloads from this link."
+    status, error, message = 403, "downloads_disabled", _l("The owner has not allowed downloads from this link.")
 
 
 def new_token() -> str:
@@ -54,14 +57,21 @@ _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def create_share_link(
-    album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True
+    album: Album,
+    *,
+    password: str | None = None,
+    expires_at: datetime | None = None,
+    downloads_allowed: bool = True,
+    language: str | None = None,
 ) -> ShareLink:
+    """A new link; `language` (one of i18n.LANGUAGES) fixes the language of its pages, None leaves it to visitors."""
     link = ShareLink(
         album=album,
         token=new_token(),
         password_hash=generate_password_hash(password) if password else None,
         expires_at=expires_at,
         downloads_allowed=downloads_allowed,
+        language=supported(language),
     )
     db.session.add(link)
     db.session.commit()
@@ -86,10 +96,11 @@ def find_share(token: str) -> ShareLink:
     link = db.session.execute(db.select(ShareLink).where(ShareLink.token == token)).scalar_one_or_none()
     if link is None or not hmac.compare_digest(link.token, token):
         raise ShareNotFound()
+    use_share_language(link.language)  # before the rules below: a revoked or expired link's page speaks it too
     if link.revoked:
-        raise ShareGone("The owner has revoked this link. Ask them for a new one.", error="revoked")
+        raise ShareGone(_("The owner has revoked this link. Ask them for a new one."), error="revoked")
     if link.is_expired:
-        raise ShareGone("This link has expired. Ask the owner for a new one.", error="expired")
+        raise ShareGone(_("This link has expired. Ask the owner for a new one."), error="expired")
     return link
 
 

@@ -21,6 +21,7 @@ from .access import create_share_link, share_url
 from .auth import create_user, find_user, set_password
 from .config import ConfigError
 from .extensions import db
+from .i18n import LANGUAGES
 from .images import InvalidImage
 from .models import Album, User, utcnow
 from .storage import StorageError
@@ -162,10 +163,15 @@ def make_renditions_command() -> None:
 @click.option("--password", default=None, help="Visitors must enter it.")
 @click.option("--expires-in", "expires_in", type=Hours(), default=None, help="Hours until the link stops working.")
 @click.option("--no-downloads", is_flag=True, help="Visitors may look but not download.")
+@click.option(
+    "--language", type=click.Choice(LANGUAGES), default=None,
+    help="The language of the link's pages and e-mails, whatever the visitor's browser says (default: the visitor's).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(
-    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, as_json: bool
+    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, language: str | None,
+    as_json: bool,
 ) -> None:
     """Create a share link for an album and print its URL."""
     if password is not None and not password:
@@ -174,7 +180,9 @@ def create_share_command(
     if album is None:
         raise click.ClickException(f"no album with id {album_id}")
     expires_at = utcnow() + timedelta(hours=expires_in) if expires_in else None
-    link = create_share_link(album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads)
+    link = create_share_link(
+        album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads, language=language
+    )
     if as_json:
         click.echo(json.dumps({"token": link.token, "url": share_url(link.token)}))
     else:

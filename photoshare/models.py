@@ -107,6 +107,8 @@ class ShareLink(db.Model):
     # (delivery.Delivery started_file / finished_file): the difference gave up on the way.
     download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
+    # The language its pages, errors and e-mails use whatever the visitor's browser says; None: the visitor's.
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 
@@ -153,6 +155,7 @@ class DownloadNotice(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)  # set before sending: never sent twice
+    language: Mapped[str | None] = mapped_column(String(8), default=None)  # the page's when the address was left
 
 
 def increment(model: type[db.Model], row_id: int, *columns: str) -> None:

@@ -77,7 +77,7 @@ def test_link_expiring_in_hours_or_days(app, owner_client, album_id):
     assert timedelta(hours=5) <= in_hours.expires_at - before < timedelta(hours=5, minutes=1)
     assert timedelta(days=3) <= in_days.expires_at - before < timedelta(days=3, minutes=1)
     html = owner_client.get(f"/albums/{album_id}/shares").get_data(as_text=True)
-    assert in_hours.expires_at.strftime("%Y-%m-%d %H:%M") + " UTC" in html
+    assert in_hours.expires_at.strftime("%-d %B %Y, %H:%M") + " UTC" in html  # Babel's long English date
 
 
 def test_link_with_a_last_day_closes_at_midnight_where_the_owner_is(app, owner_client, album_id):

@@ -19,14 +19,12 @@ from ..access import (
     access_cookie_value,
 )
 from ..errors import error_response, wants_json
+from ..i18n import time_left
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
 from . import gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
-
-pages_bp.add_app_template_filter(gallery.human_size, "human_size")
-pages_bp.add_app_template_filter(lambda n: f"{n:,}", "thousands")
 
 
 @pages_bp.get("/s/<token>", endpoint="gallery")
@@ -45,7 +43,7 @@ def gallery_page(token: str) -> Response:
         totals=totals,
         page=page,
         download_all_url=download_all_url(token, totals),
-        expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
+        expires_in=time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
     increment(ShareLink, link.id, "view_count")
