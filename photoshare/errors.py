@@ -15,14 +15,10 @@ from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
+from .i18n import N_  # the English title also names the error (`_slug`)
 from .storage.base import StorageError
 
 log = logging.getLogger(__name__)
-
-
-def N_(message: str) -> str:
-    """Marks a message for the catalogues without translating it yet (the English text also names the error)."""
-    return message
 
 
 TITLES = {

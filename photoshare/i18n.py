@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask, g, has_request_context, request
-from flask_babel import Babel, format_date, format_decimal, format_time, format_timedelta, get_locale, ngettext, refresh
+from flask_babel import (
+    Babel,
+    format_date,
+    format_decimal,
+    format_time,
+    format_timedelta,
+    get_locale,
+    get_translations,
+    ngettext,
+    refresh,
+)
 from flask_babel import gettext as _
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl")  # English first: the source language and the fallback
@@ -29,8 +39,15 @@ LANGUAGE_NAMES = {
 }
 COOKIE_NAME = "language"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-_SIZE_UNITS = ("KB", "MB", "GB", "TB")
 babel = Babel()
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogues without translating it yet (translated where it is shown)."""
+    return message
+
+
+_SIZE_UNITS = (N_("KB"), N_("MB"), N_("GB"), N_("TB"))  # French writes Ko, Mo, Go, To
 
 
 def supported(code: str | None) -> str | None:
@@ -80,13 +97,19 @@ def filesize(size: int) -> str:
     for unit in _SIZE_UNITS:
         value /= 1000
         if value < 999.95 or unit == _SIZE_UNITS[-1]:
-            return f"{format_decimal(value, format='#,##0.0' if value < 100 else '#,##0')} {unit}"
+            return f"{format_decimal(value, format='#,##0.0' if value < 100 else '#,##0')} {_(unit)}"
     raise AssertionError("unreachable")
 
 
 def number(value: int) -> str:
     """12,345 in English, 12.345 in German, 12 345 in French."""
     return format_decimal(value)
+
+
+def counted(singular: str, plural: str, count: int, **variables: object) -> str:
+    """ngettext with `%(num)s` written the locale's way ("1.234 Fotos"), as the templates write it (Flask-Babel's
+    own ngettext fills `num` with the bare number)."""
+    return get_translations().ungettext(singular, plural, count) % {"num": number(count), **variables}
 
 
 def datetime_utc(value: datetime) -> str:

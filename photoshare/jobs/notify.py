@@ -15,7 +15,7 @@ from email.message import EmailMessage
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import force_locale, ngettext
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +24,7 @@ from ..access import ShareGone, ShareNotFound, find_share
 from ..delivery import links
 from ..errors import AppError
 from ..extensions import db
-from ..i18n import LANGUAGES, current_language, datetime_utc, filesize, number, supported
+from ..i18n import LANGUAGES, counted, current_language, datetime_utc, filesize, supported
 from ..models import Album, DownloadJob, DownloadNotice, ShareLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def ready_message(to: str, title: str, photos: int, size: int, url: str, expires
     message["From"] = current_app.config["SMTP_FROM"]
     message["To"] = to
     message["Subject"] = _("Your download of “%(title)s” is ready", title=title)
-    contents = ngettext("%(num)s photo", "%(num)s photos", photos, num=number(photos))
+    contents = counted("%(num)s photo", "%(num)s photos", photos)
     paragraphs = [
         _("Hello,"),
         _("The ZIP of the album “%(title)s” (%(contents)s, %(size)s) is ready to download:",

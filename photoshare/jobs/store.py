@@ -16,8 +16,8 @@ from flask import current_app
 from flask_babel import gettext
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import N_
 from ..extensions import db
+from ..i18n import N_
 from ..models import DownloadJob, utcnow
 
 QUEUED, PROCESSING, READY, FAILED = "queued", "processing", "ready", "failed"
