@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
@@ -313,8 +314,11 @@ def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
     if entry_name is None:
         return ArchiveUnavailable()
     return ArchiveUnavailable(
-        f"The photo “{entry_name}” could not be read on the server, so the archive was not made. "
-        "Please let the album owner know."
+        _(
+            "The photo “%(name)s” could not be read on the server, so the archive was not made. "
+            "Please let the album owner know.",
+            name=entry_name,
+        )
     )
 
 

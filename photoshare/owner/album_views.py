@@ -25,7 +25,7 @@ def owner_id() -> int:
 
 
 def first_error(form: ActionForm | AlbumForm | PhotoRenameForm | ShareForm) -> str:
-    return next((errors[0] for errors in form.errors.values() if errors), "Please check the form.")
+    return next((errors[0] for errors in form.errors.values() if errors), _("Please check the form."))
 
 
 @bp.get("/albums")

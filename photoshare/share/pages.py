@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from .. import albums, delivery
 from ..access import (
@@ -93,7 +94,7 @@ def password_form(exc: PasswordRequired | WrongPassword) -> Response:
         return error_response(exc.status, exc.error, exc.message)
     error = exc.message if isinstance(exc, WrongPassword) else None
     if error is None and request.method == "POST":
-        error = "Please enter the password."
+        error = _("Please enter the password.")
     token = (request.view_args or {}).get("token", "")
     html = render_template("share/password.html", token=token, error=error)
     return Response(html, status=exc.status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
