@@ -1,5 +1,6 @@
-// Text for the page's scripts, translated on the server: the page puts it in a JSON blob (base.html's js_text
-// block, <script type="application/json" id="js-text">), so no script needs a catalogue of its own.
+// Text for the page's scripts, translated on the server: the page puts it as JSON in a data attribute (base.html's
+// js_text block, <div id="js-text" data-text='{...}' hidden>; no inline script, which the CSP would refuse), so no
+// script needs a catalogue of its own.
 // Placeholders are written {name}; a plural is {"one": ..., "other": ...}, picked with the page language's rules.
 (function () {
   "use strict";
@@ -8,7 +9,7 @@
   var blob = document.getElementById("js-text");
   if (blob) {
     try {
-      data = JSON.parse(blob.textContent) || {};
+      data = JSON.parse(blob.getAttribute("data-text")) || {};
     } catch (error) {
       data = {};
     }
