@@ -20,7 +20,6 @@ from .storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
-
 TITLES = {
     400: N_("Bad request"),
     401: N_("Password required"),
@@ -36,7 +35,6 @@ TITLES = {
     507: N_("Server storage is full"),
 }
 
-
 # What a browser or an API client reads for Werkzeug's own errors (its descriptions are English only).
 MESSAGES = {
     404: N_("There is nothing at this address."),
@@ -50,7 +48,7 @@ class AppError(Exception):
 
     status = 400
     error = "bad_request"
-    message: str = _l("The request could not be understood.")
+    message = _l("The request could not be understood.")
 
     def __init__(
         self,
