@@ -7,7 +7,7 @@ PORT   ?= 8000
 # systemd (systemd-analyze checks the unit files). No test skips for want of one: `make test` installs them all.
 TEST_DEBS := curl wget zip unzip redis-server nginx-light openssl aria2 chromium postgresql systemd
 
-.PHONY: run test bench load-test deps dev-deps system-deps clean
+.PHONY: run test bench load-test deps dev-deps catalogs messages system-deps clean
 
 # The app's own packages only (`make run`); test and lint tools come on top with dev-deps (`make test`).
 $(BIN)/.installed: requirements.txt
@@ -21,9 +21,25 @@ $(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-deps: $(BIN)/.installed
+# The translations: each catalogue (.po, in git) compiled to the .mo the app reads (not in git), when it changed.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard photoshare/translations/*/LC_MESSAGES/messages.po))
 
-dev-deps: $(BIN)/.installed-dev
+photoshare/translations/%/LC_MESSAGES/messages.mo: photoshare/translations/%/LC_MESSAGES/messages.po | $(BIN)/.installed
+	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
+
+catalogs: $(MO_FILES)
+
+# After text was added or changed: extract every marked message into the template (messages.pot) and bring each
+# catalogue up to date with it; then translate the new (empty) and fuzzy entries and `make catalogs`.
+messages: | $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --width 120 \
+	  --project Photoshare -o photoshare/translations/messages.pot .
+	$(BIN)/pybabel update -i photoshare/translations/messages.pot -d photoshare/translations \
+	  --width 120 --ignore-obsolete
+
+deps: $(BIN)/.installed catalogs
+
+dev-deps: $(BIN)/.installed-dev catalogs
 
 run: deps
 	$(BIN)/flask --app wsgi init-db

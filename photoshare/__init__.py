@@ -43,14 +43,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Before any blueprint adds its rules: every `<int:…>` is an id the database can hold (converters.py).
     app.url_map.converters["int"] = IdConverter
 
-    from . import activity, auth, bad_input, cli, demo, errors, headers, health, i18n, jobs
+    from . import activity, auth, bad_input, cli, demo, errors, headers, health, i18n, jobs, language
     from .owner import bp as owner_bp
     from .share import api_bp, pages_bp
 
-    i18n.init_app(app)  # the visitor's language (Accept-Language) for templates, e-mails and errors
+    i18n.init_app(app)  # the language: the share's fixed one, the footer menu's cookie, Accept-Language
     app.session_interface = auth.SessionCookies()
     app.register_blueprint(auth.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(language.bp)  # the footer's language menu
     app.register_blueprint(owner_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)

@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import generate_password_hash
 
 from .attempts import Bucket, counted_check
 from .errors import AppError, NotFound
 from .extensions import db
+from .i18n import supported, use_share_language
 from .models import Album, ShareLink
 
 ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -26,7 +29,7 @@ TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters
 
 
 class ShareNotFound(NotFound):
-    message = "This share link does not exist. Check that you copied the whole address."
+    message = _l("This share link does not exist. Check that you copied the whole address.")
 
 
 class ShareGone(AppError):
@@ -34,15 +37,15 @@ class ShareGone(AppError):
 
 
 class PasswordRequired(AppError):
-    status, error, message = 401, "password_required", "This album is protected by a password."
+    status, error, message = 401, "password_required", _l("This album is protected by a password.")
 
 
 class WrongPassword(AppError):
-    status, error, message = 403, "wrong_password", "That password is not correct."
+    status, error, message = 403, "wrong_password", _l("That password is not correct.")
 
 
 class DownloadsDisabled(AppError):
-    status, error, message = 403, "downloads_disabled", "The owner has not allowed downloads from this link."
+    status, error, message = 403, "downloads_disabled", _l("The owner has not allowed downloads from this link.")
 
 
 def new_token() -> str:
@@ -64,9 +67,11 @@ def create_share_link(
     download_pin: str | None = None,
     max_album_downloads: int | None = None,
     max_photo_downloads: int | None = None,
+    language: str | None = None,
 ) -> ShareLink:
-    """A new link with the owner's rules (download_rules.py enforces the last four); ValueError for a PIN that
-    is not 4 to 6 digits or a limit under 1."""
+    """A new link with the owner's rules (download_rules.py enforces the PIN, e-mail and limits); `language` (one
+    of i18n.LANGUAGES) fixes the language of its pages, None leaves it to visitors. ValueError for a PIN that is
+    not 4 to 6 digits or a limit under 1."""
     if any(limit is not None and limit < 1 for limit in (max_album_downloads, max_photo_downloads)):
         raise ValueError("A download limit is 1 or more; leave it out for no limit.")
     link = ShareLink(
@@ -79,6 +84,7 @@ def create_share_link(
         download_pin_hash=pin_hash(download_pin) if download_pin else None,
         max_album_downloads=max_album_downloads,
         max_photo_downloads=max_photo_downloads,
+        language=supported(language),
     )
     db.session.add(link)
     db.session.commit()
@@ -110,10 +116,11 @@ def find_share(token: str) -> ShareLink:
     link = db.session.execute(db.select(ShareLink).where(ShareLink.token == token)).scalar_one_or_none()
     if link is None or not hmac.compare_digest(link.token, token):
         raise ShareNotFound()
+    use_share_language(link.language)  # before the rules below: a revoked or expired link's page speaks it too
     if link.revoked:
-        raise ShareGone("The owner has revoked this link. Ask them for a new one.", error="revoked")
+        raise ShareGone(_("The owner has revoked this link. Ask them for a new one."), error="revoked")
     if link.is_expired:
-        raise ShareGone("This link has expired. Ask the owner for a new one.", error="expired")
+        raise ShareGone(_("This link has expired. Ask the owner for a new one."), error="expired")
     return link
 
 

@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 from blinker import Namespace
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from .archive import ArchiveEntry, archive_digest, plan_archive
 from .decoding import decode_budget
@@ -42,7 +44,7 @@ class UploadTooLarge(InvalidImage):
 class EmptyAlbum(NotFound):
     """Nothing to put in an archive: "Download all" and prepare-download both answer this 404."""
 
-    error, message = "empty_album", "This album has no photos to download yet."
+    error, message = "empty_album", _l("This album has no photos to download yet.")
 
 
 def create_album(owner: User, title: str) -> Album:
@@ -80,9 +82,9 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
     size, sha256, crc32 = _digest(source)
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     if size > limit:
-        raise UploadTooLarge(f"larger than the {current_app.config['MAX_UPLOAD_MB']} MB limit")
+        raise UploadTooLarge(_("larger than the %(num)d MB limit", num=current_app.config["MAX_UPLOAD_MB"]))
     if size == 0:
-        raise InvalidImage("the file is empty")
+        raise InvalidImage(_("the file is empty"))
     source.seek(0)
     limits = rendition_limits()
     info, (view, thumbnail) = render(source, _renditions(), max_pixels=limits.max_pixels, budget=limits.budget)

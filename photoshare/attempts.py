@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from limits import RateLimitItem, parse
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -32,7 +33,7 @@ _checks = threading.BoundedSemaphore(CHECKS_AT_ONCE)
 
 
 class TooManyAttempts(AppError):
-    status, error, message = 429, "too_many_attempts", "Too many attempts. Please wait a minute and try again."
+    status, error, message = 429, "too_many_attempts", _l("Too many attempts. Please wait a minute and try again.")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 from flask_login import current_user as login_session
 from flask_login import login_user, logout_user
@@ -37,8 +39,8 @@ _DROPPED_FROM_URLS = re.compile(r"[\t\n\r]")
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    email = EmailField(_l("E-mail"), validators=[DataRequired(_l("Enter your e-mail address."))])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password."))])
 
 
 class SessionCookies(SecureCookieSessionInterface):
@@ -142,7 +144,7 @@ def login() -> Any:
         return render_template("auth/login.html", form=form)
     user = authenticate(form.email.data, form.password.data, client=get_remote_address())
     if user is None:
-        flash("E-mail or password is not correct.", "error")
+        flash(_("E-mail or password is not correct."), "error")
         return render_template("auth/login.html", form=form), 401
     session.clear()
     login_user(user)

@@ -9,13 +9,14 @@ Ids and tokens in the path are checked where they are read (converters.py, acces
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import lazy_gettext as _l
 
 from .errors import AppError
 
 
 class NulCharacter(AppError):
     status, error = 400, "bad_request"
-    message = "The request holds a NUL character, which no field may contain."
+    message = _l("The request holds a NUL character, which no field may contain.")
 
 
 def refuse_nul_characters() -> None:

@@ -21,6 +21,7 @@ from .access import PIN_SHAPE, create_share_link, share_url
 from .auth import create_user, find_user, set_password
 from .config import ConfigError
 from .extensions import db
+from .i18n import LANGUAGES
 from .images import InvalidImage
 from .models import Album, User, utcnow
 from .storage import StorageError
@@ -166,11 +167,16 @@ def make_renditions_command() -> None:
 @click.option("--download-pin", default=None, help="4 to 6 digits needed to download (viewing needs none).")
 @click.option("--max-album-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Album, part and selection archives.")
 @click.option("--max-photo-downloads", type=click.IntRange(min=1, max=1_000_000), default=None, help="Single photos.")
+@click.option(
+    "--language", type=click.Choice(LANGUAGES), default=None,
+    help="The language of the link's pages and e-mails, whatever the visitor's browser says (default: the visitor's).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(
     album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, ask_email: bool,
-    download_pin: str | None, max_album_downloads: int | None, max_photo_downloads: int | None, as_json: bool,
+    download_pin: str | None, max_album_downloads: int | None, max_photo_downloads: int | None, language: str | None,
+    as_json: bool,
 ) -> None:
     """Create a share link for an album and print its URL."""
     if password is not None and not password:
@@ -184,6 +190,7 @@ def create_share_command(
     link = create_share_link(
         album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads, ask_email=ask_email,
         download_pin=download_pin, max_album_downloads=max_album_downloads, max_photo_downloads=max_photo_downloads,
+        language=language,
     )
     if as_json:
         click.echo(json.dumps({"token": link.token, "url": share_url(link.token)}))

@@ -9,27 +9,37 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
+from .i18n import N_  # the English title also names the error (`_slug`)
 from .storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
 TITLES = {
-    400: "Bad request",
-    401: "Password required",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    410: "This link is no longer available",
-    413: "Upload too large",
-    416: "Range not satisfiable",
-    429: "Too many attempts",
-    500: "Something went wrong",
-    503: "Temporarily unavailable",
-    507: "Server storage is full",
+    400: N_("Bad request"),
+    401: N_("Password required"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    410: N_("This link is no longer available"),
+    413: N_("Upload too large"),
+    416: N_("Range not satisfiable"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    503: N_("Temporarily unavailable"),
+    507: N_("Server storage is full"),
+}
+
+# What a browser or an API client reads for Werkzeug's own errors (its descriptions are English only).
+MESSAGES = {
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not accept that kind of request."),
+    400: N_("The request could not be understood."),
 }
 
 
@@ -38,7 +48,7 @@ class AppError(Exception):
 
     status = 400
     error = "bad_request"
-    message = "The request could not be understood."
+    message = _l("The request could not be understood.")
 
     def __init__(
         self,
@@ -49,14 +59,14 @@ class AppError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message or self.message)
-        self.message = message or self.message
+        self.message = message or self.message  # a lazy default turns into text in the language of the response
         self.error = error or self.error
         self.status = status or self.status
         self.headers = headers or {}
 
 
 class NotFound(AppError):
-    status, error, message = 404, "not_found", "There is nothing at this address."
+    status, error, message = 404, "not_found", _l("There is nothing at this address.")
 
 
 def wants_json() -> bool:
@@ -64,10 +74,11 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, error: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    message = str(message)  # a lazy message from a class attribute, in the language chosen for this request
     if wants_json():
         response = jsonify({"error": error, "message": message})
     else:
-        title = TITLES.get(status, "Error")
+        title = _(TITLES.get(status, N_("Error")))
         response = Response(
             render_template(
                 "errors/page.html", status=status, title=title, message=message, error=error,
@@ -121,26 +132,28 @@ def register_error_handlers(app: Flask) -> None:
     def handle_storage_error(exc: StorageError) -> Response:
         # Nothing was committed that points at a missing object, so the visitor can simply try again.
         log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
-        message = "Photo storage is not answering right now. Nothing was lost; please try again in a minute."
+        message = _("Photo storage is not answering right now. Nothing was lost; please try again in a minute.")
         return error_response(503, "storage_unavailable", message, {"Retry-After": "30"})
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Something went wrong on our side. Please try again in a moment.")
+        return error_response(500, "internal_error", _("Something went wrong on our side. Please try again in a moment."))
 
 
 def _http_message(exc: HTTPException) -> str:
     status = exc.code or 500
     if status == 413:
-        return "That upload is larger than this server accepts."
+        return _("That upload is larger than this server accepts.")
     if status == 429:
-        return "Too many attempts. Please wait a minute and try again."
+        return _("Too many attempts. Please wait a minute and try again.")
     if status == 400 and "CSRF" in (exc.description or ""):
-        return "Your session form expired. Please reload the page and try again."
+        return _("Your session form expired. Please reload the page and try again.")
     if status == 416:
-        return "The requested byte range is outside the file."
-    return exc.description or TITLES.get(status, "Error")
+        return _("The requested byte range is outside the file.")
+    if exc.description and exc.description != type(exc).description:  # a message of ours (abort(404, _("...")))
+        return exc.description
+    return _(MESSAGES.get(status) or TITLES.get(status, N_("Error")))
 
 
 def _slug(title: str) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from flask_babel import gettext as _
 from PIL import Image, UnidentifiedImageError
 
 from .decoding import DecodeBudget, decoded_size, png_strips_apply, reduce_png, reduced_png_size
@@ -94,7 +95,7 @@ def render(
                     picture.thumbnail((rendition.size, rendition.size), Image.Resampling.LANCZOS)
                     jpegs[rendition] = _jpeg(picture, orientation, rendition.quality)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
-            raise InvalidImage("the image is damaged or incomplete") from None
+            raise InvalidImage(_("the image is damaged or incomplete")) from None
     return info, [jpegs[rendition] for rendition in renditions]
 
 
@@ -108,19 +109,25 @@ def _open(source: BinaryIO, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(source)
     except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise InvalidImage("not an image, or an image format we cannot read") from None
+        raise InvalidImage(_("not an image, or an image format we cannot read")) from None
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise InvalidImage("the image is damaged or incomplete") from None
+        raise InvalidImage(_("the image is damaged or incomplete")) from None
     fmt = image.format or ""
     width, height = image.size
     if fmt not in CONTENT_TYPES:
         image.close()
-        raise InvalidImage(f"{fmt or 'this'} files are not supported; upload JPEG, PNG, WebP or GIF")
+        raise InvalidImage(
+            _("%(format)s files are not supported; upload JPEG, PNG, WebP or GIF", format=fmt)
+            if fmt
+            else _("this kind of file is not supported; upload JPEG, PNG, WebP or GIF")
+        )
     if width * height > max_pixels:
         image.close()
         raise InvalidImage(
-            f"the image is {width} × {height} pixels ({_megapixels(width * height)} megapixels); "
-            f"the limit is {_megapixels(max_pixels)} megapixels"
+            _(
+                "the image is %(width)d × %(height)d pixels (%(size)s megapixels); the limit is %(limit)s megapixels",
+                width=width, height=height, size=_megapixels(width * height), limit=_megapixels(max_pixels),
+            )
         )
     return image
 

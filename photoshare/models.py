@@ -124,6 +124,8 @@ class ShareLink(db.Model):
     photo_downloads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # When the first finished download was recorded: set once, atomically, and the owner is e-mailed then.
     first_download_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The language its pages, errors and e-mails use whatever the visitor's browser says; None: the visitor's.
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 
@@ -186,6 +188,7 @@ class DownloadNotice(db.Model):
     email: Mapped[str] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)  # set before sending: never sent twice
+    language: Mapped[str | None] = mapped_column(String(8), default=None)  # the page's when the address was left
 
 
 class ActivityEvent(db.Model):

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import lazy_gettext as _l
+
 from .decoding import DecodeBudget
 from .errors import AppError
 from .images import Rendition, render
@@ -34,7 +36,7 @@ POLL_SECONDS = 0.05
 
 class RenditionBusy(AppError):
     status, error = 503, "preview_busy"
-    message = "This photo's preview is still being made. Please try again in a moment."
+    message = _l("This photo's preview is still being made. Please try again in a moment.")
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "5"})

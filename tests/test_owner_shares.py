@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash
 
 from photoshare.access import PasswordRequired, ShareGone, find_share, open_share
 from photoshare.extensions import db
+from photoshare.i18n import datetime_utc
 from photoshare.models import Album, ShareLink, utcnow
 from photoshare.owner.service import expiry_from_form
 from tests.conftest import csrf_token, login
@@ -77,7 +78,8 @@ def test_link_expiring_in_hours_or_days(app, owner_client, album_id):
     assert timedelta(hours=5) <= in_hours.expires_at - before < timedelta(hours=5, minutes=1)
     assert timedelta(days=3) <= in_days.expires_at - before < timedelta(days=3, minutes=1)
     html = owner_client.get(f"/albums/{album_id}/shares").get_data(as_text=True)
-    assert in_hours.expires_at.strftime("%Y-%m-%d %H:%M") + " UTC" in html
+    with app.test_request_context():  # Babel's long English date: "December 2, 2026, 12:30 AM UTC"
+        assert datetime_utc(in_hours.expires_at) in html
 
 
 def test_link_with_a_last_day_closes_at_midnight_where_the_owner_is(app, owner_client, album_id):

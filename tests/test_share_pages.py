@@ -13,8 +13,8 @@ from PIL import Image
 
 from photoshare import activity, albums, create_app
 from photoshare.extensions import db
+from photoshare.i18n import filesize as human_size
 from photoshare.models import Album, Photo, ShareLink, utcnow
-from photoshare.share.gallery import human_size
 from photoshare.storage import get_storage
 from tests.conftest import base_config, csrf_token, make_jpeg
 

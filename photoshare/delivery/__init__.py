@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from flask import current_app
+from flask_babel import gettext as _
 from werkzeug.http import parse_etags, parse_range_header
 from werkzeug.utils import send_file as werkzeug_send_file
 from werkzeug.wrappers import Response
@@ -225,9 +226,9 @@ def send_rendition(link: ShareLink, etag: str, ensure: Callable[[], str], *, env
         local = storage.local_path(key)
         source = local or storage.open(key)
     except FileNotFoundError:  # the original itself is gone: a broken image, not a server error
-        raise NotFound("This photo's file is missing.") from None
+        raise NotFound(_("This photo's file is missing.")) from None
     except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
-        raise NotFound("This photo cannot be shown.") from None
+        raise NotFound(_("This photo cannot be shown.")) from None
     handed = None if local is None else accel.handoff_response(
         local, environ=environ, download_name=local.name, mimetype="image/jpeg", etag=etag, as_attachment=False)
     response = handed or werkzeug_send_file(source, environ, mimetype="image/jpeg", etag=etag, conditional=True)

@@ -35,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
 
@@ -58,12 +60,12 @@ STREAM_CHUNK = 1024 * 1024
 
 class ArchiveUnavailable(AppError):
     status, error = 500, "archive_failed"
-    message = "The archive could not be made. Please try again later."
+    message = _l("The archive could not be made. Please try again later.")
 
 
 class StorageFull(AppError):
     status, error = 507, "storage_full"
-    message = "The server ran out of disk space while preparing this archive. Please try again later."
+    message = _l("The server ran out of disk space while preparing this archive. Please try again later.")
 
 
 @dataclass
@@ -312,8 +314,11 @@ def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
     if entry_name is None:
         return ArchiveUnavailable()
     return ArchiveUnavailable(
-        f"The photo “{entry_name}” could not be read on the server, so the archive was not made. "
-        "Please let the album owner know."
+        _(
+            "The photo “%(name)s” could not be read on the server, so the archive was not made. "
+            "Please let the album owner know.",
+            name=entry_name,
+        )
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ..errors import AppError
@@ -39,14 +40,14 @@ class Grant:
 
 class LinkInvalid(AppError):
     status, error = 404, "invalid_link"
-    message = "This download link is not valid. Check that you copied the whole address."
+    message = _l("This download link is not valid. Check that you copied the whole address.")
 
 
 class LinkGone(AppError):
     """The link was real but can no longer be used (expired, album changed, archive swept)."""
 
     status, error = 410, "link_expired"
-    message = "This download link has expired. You can prepare the download again."
+    message = _l("This download link has expired. You can prepare the download again.")
 
     def __init__(self, message: str | None = None, *, error: str | None = None, share_id: int | None = None) -> None:
         super().__init__(message, error=error)

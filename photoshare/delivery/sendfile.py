@@ -26,6 +26,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import IO, Any
 
+from flask_babel import gettext as _
 from werkzeug.exceptions import PreconditionFailed
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import FileWrapper
@@ -153,7 +154,7 @@ def serve_file(
         conditional = conditional_environ(environ, etag, size, dated_if_range=dated_if_range)
         response.make_conditional(conditional, accept_ranges=True, complete_length=size)
         if response.status_code == 412:
-            raise PreconditionFailed("The file has changed since you last fetched it.")
+            raise PreconditionFailed(_("The file has changed since you last fetched it."))
         if response.status_code == 206 and response.content_range is not None:
             body.select(response.content_range.start or 0, response.content_range.stop or size, size, 206)
         else:

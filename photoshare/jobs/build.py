@@ -154,10 +154,7 @@ def _drop_if_outdated(album_id: int, version: str) -> None:
 
 
 def _unreadable_photo(name: str) -> str:
-    return (
-        f"The photo “{name}” could not be read, so the album cannot be packed right now. "
-        "Please let the album's owner know."
-    )
+    return store.UNREADABLE_PHOTO % {"name": name}
 
 
 def _disk_full(exc: BaseException | None) -> bool:

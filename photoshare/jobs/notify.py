@@ -1,7 +1,8 @@
 """E-mail when a prepared download is ready: the address a visitor left, the link, and when it expires.
 
 The message is fixed text (album title, size, link): a visitor chooses only the recipient, once per job, so
-the endpoint cannot relay anything. A failure to send is logged and never fails the job.
+the endpoint cannot relay anything. A failure to send is logged and never fails the job. It is written in the
+share link's fixed language, else in the language of the page where the address was left.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from email.message import EmailMessage
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from .. import plans
@@ -21,6 +25,7 @@ from ..access import ShareGone, ShareNotFound, find_share
 from ..delivery import links
 from ..errors import AppError
 from ..extensions import db
+from ..i18n import LANGUAGES, counted, current_language, datetime_utc, filesize, supported
 from ..models import Album, DownloadJob, DownloadNotice, ShareLink, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,12 +35,12 @@ SMTP_TIMEOUT = 15
 
 class InvalidAddress(AppError):
     status, error = 400, "invalid_email"
-    message = "That e-mail address does not look right."
+    message = _l("That e-mail address does not look right.")
 
 
 class NotificationsOff(AppError):
     status, error = 400, "email_unavailable"
-    message = "This server cannot send e-mail; keep this page open and the download will start by itself."
+    message = _l("This server cannot send e-mail; keep this page open and the download will start by itself.")
 
 
 def enabled() -> bool:
@@ -49,17 +54,18 @@ def normalize_address(raw: str) -> str:
     try:
         return validate_email(raw.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise InvalidAddress(f"That e-mail address does not look right: {exc}") from None
+        raise InvalidAddress(_("That e-mail address does not look right: %(reason)s", reason=exc)) from None
 
 
 def add_notice(job: DownloadJob, share: ShareLink, address: str) -> bool:
-    """Remember to e-mail `address` when `job` is ready; False when it was already on the list or it is full."""
+    """Remember to e-mail `address` when `job` is ready, in the language of this request; False when it was
+    already on the list or the list is full."""
     count = db.session.execute(
         db.select(db.func.count()).select_from(DownloadNotice).where(DownloadNotice.job_id == job.id)
     ).scalar_one()
     if count >= MAX_NOTICES_PER_JOB:
         return False
-    db.session.add(DownloadNotice(job_id=job.id, share_id=share.id, email=address))
+    db.session.add(DownloadNotice(job_id=job.id, share_id=share.id, email=address, language=current_language()))
     try:
         db.session.commit()
     except IntegrityError:
@@ -108,7 +114,8 @@ def _send_notice(job: DownloadJob, notice: DownloadNotice) -> bool:
         photos = plans.resolve(album, job.plan_ref).photo_count
     except AppError:
         photos = len(album.photos)
-    message = ready_message(notice.email, album.title, photos, job.archive_size, links.url(grant), links.expires_at())
+    with force_locale(supported(share.language) or supported(notice.language) or LANGUAGES[0]):
+        message = ready_message(notice.email, album.title, photos, job.archive_size, links.url(grant), links.expires_at())
     try:
         deliver(message)
     except (OSError, smtplib.SMTPException) as exc:
@@ -122,17 +129,20 @@ def ready_message(to: str, title: str, photos: int, size: int, url: str, expires
     message = EmailMessage()
     message["From"] = current_app.config["SMTP_FROM"]
     message["To"] = to
-    message["Subject"] = f"Your download of “{title}” is ready"
-    message.set_content(
-        f"Hello,\n\n"
-        f"The ZIP of the album “{title}” ({photos} photos, {human_size(size)}) is ready to download:\n\n"
-        f"{url}\n\n"
-        f"The link works until {expires:%d %B %Y, %H:%M} UTC (24 hours). After that, open the album again and "
-        f"choose “Download all” to prepare a new one.\n\n"
-        f"You receive this message because this address was entered on the download page. "
-        f"It is sent once; nothing else will follow.\n\n"
-        f"-- Photoshare\n"
-    )
+    message["Subject"] = _("Your download of “%(title)s” is ready", title=title)
+    contents = counted("%(num)s photo", "%(num)s photos", photos)
+    paragraphs = [
+        _("Hello,"),
+        _("The ZIP of the album “%(title)s” (%(contents)s, %(size)s) is ready to download:",
+          title=title, contents=contents, size=filesize(size)),
+        url,
+        _("The link works until %(moment)s (24 hours). After that, open the album again and choose “Download all” "
+          "to prepare a new one.", moment=datetime_utc(expires)),
+        _("You receive this message because this address was entered on the download page. It is sent once; "
+          "nothing else will follow."),
+        "-- Photoshare",
+    ]
+    message.set_content("\n\n".join(paragraphs) + "\n")
     return message
 
 
@@ -146,11 +156,3 @@ def deliver(message: EmailMessage) -> None:
             smtp.login(cfg["SMTP_USER"], cfg["SMTP_PASSWORD"] or "")
         smtp.send_message(message)
 
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from .. import delivery, plans
 from ..access import find_share, require_downloads
@@ -29,12 +30,12 @@ log = logging.getLogger(__name__)
 
 class JobNotFound(NotFound):
     error = "job_not_found"
-    message = "There is no such download preparation for this album. Please prepare the download again."
+    message = _l("There is no such download preparation for this album. Please prepare the download again.")
 
 
 class JobsUnavailable(AppError):
     status, error = 503, "jobs_unavailable"
-    message = "Downloads cannot be prepared right now. Please try again in a minute."
+    message = _l(store.UNAVAILABLE)
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message, headers={"Retry-After": "30"})
@@ -93,7 +94,7 @@ def prepare(link: ShareLink, *, plan: ArchivePlan | None = None, email: str | No
             runner.dispatch_build(job.id)
         except Exception as exc:  # noqa: BLE001 (broker unreachable: no job may wait forever on a message never sent)
             log.error("could not queue job %s: %s", job.id, exc)
-            store.fail(job.id, JobsUnavailable.message)
+            store.fail(job.id, store.UNAVAILABLE)
             raise JobsUnavailable() from None
     if email and notify.add_notice(job, link, email):
         job = store.get(job.id) or job
@@ -121,7 +122,7 @@ def view(job: DownloadJob, link: ShareLink) -> JobView:
         result.expires_at = links.expires_at().isoformat(timespec="seconds")
         cache.touch(cache.archive_path(job.album_id, job.album_version))
     elif job.status == store.FAILED:
-        result.error = job.error or store.GENERIC
+        result.error = store.translated_error(job.error or store.GENERIC)
     return result
 
 

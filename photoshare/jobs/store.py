@@ -7,27 +7,45 @@ and learns it from the row count. No `request` here.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
+from ..i18n import N_
 from ..models import DownloadJob, utcnow
 
 QUEUED, PROCESSING, READY, FAILED = "queued", "processing", "ready", "failed"
 ACTIVE = (QUEUED, PROCESSING, READY)
 
-INTERRUPTED = "The preparation was interrupted. Please try again."
-ALBUM_CHANGED = "The album changed while your download was being prepared. Please prepare it again."
-EXPIRED = "This download has expired. Please prepare it again."
-BUSY = "The server is busy preparing this album. Please try again in a minute."
-GENERIC = "Something went wrong while preparing your download. Please try again."
+# A job's error is stored in English (many visitors of any language may join one job) and translated when a
+# visitor is shown it (`translated_error`).
+INTERRUPTED = N_("The preparation was interrupted. Please try again.")
+ALBUM_CHANGED = N_("The album changed while your download was being prepared. Please prepare it again.")
+EXPIRED = N_("This download has expired. Please prepare it again.")
+BUSY = N_("The server is busy preparing this album. Please try again in a minute.")
+GENERIC = N_("Something went wrong while preparing your download. Please try again.")
 RESEND_AFTER_STALE_PERIODS = 5
-DISK_FULL = "The server ran out of disk space while preparing your download. Please try again later."
+DISK_FULL = N_("The server ran out of disk space while preparing your download. Please try again later.")
+UNAVAILABLE = N_("Downloads cannot be prepared right now. Please try again in a minute.")
+UNREADABLE_PHOTO = N_(
+    "The photo “%(name)s” could not be read, so the album cannot be packed right now. Please let the album's owner know."
+)
+_UNREADABLE_PHOTO = re.compile(re.escape(UNREADABLE_PHOTO).replace(re.escape("%(name)s"), "(?P<name>.*)"), re.DOTALL)
+
+
+def translated_error(message: str) -> str:
+    """A stored job error in the language of this request (an unknown one, as it is)."""
+    unreadable = _UNREADABLE_PHOTO.fullmatch(message)
+    if unreadable:
+        return gettext(UNREADABLE_PHOTO, name=unreadable["name"])
+    return gettext(message)
 
 
 def active_key(album_id: int, version: str) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
 from flask_login import login_user
 from werkzeug.wrappers import Response
@@ -21,8 +22,8 @@ def account() -> Response | tuple[str, int]:
     user = current_user()
     assert user is not None  # the blueprint's before_request guarantees it
     if not change_password(user, form.current_password.data, form.new_password.data, client=get_remote_address()):
-        form.current_password.errors.append("That is not your current password.")
+        form.current_password.errors.append(_("That is not your current password."))
         return render_template("owner/account.html", form=form), 403
     login_user(user)
-    flash("Password changed. Every other browser you were logged in on has been logged out.", "success")
+    flash(_("Password changed. Every other browser you were logged in on has been logged out."), "success")
     return redirect(url_for(".account"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from flask import abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from .. import albums as album_ops
@@ -24,7 +25,7 @@ def owner_id() -> int:
 
 
 def first_error(form: ActionForm | AlbumForm | PhotoRenameForm | ShareForm) -> str:
-    return next((errors[0] for errors in form.errors.values() if errors), "Please check the form.")
+    return next((errors[0] for errors in form.errors.values() if errors), _("Please check the form."))
 
 
 @bp.get("/albums")
@@ -40,7 +41,7 @@ def create_album() -> Response | tuple[str, int]:
         summaries = service.album_summaries(owner_id())
         return render_template("owner/albums.html", summaries=summaries, form=form), 400
     album = album_ops.create_album(current_user(), form.title.data)
-    flash(f"Album “{album.title}” created. Now add some photos.", "success")
+    flash(_("Album “%(title)s” created. Now add some photos.", title=album.title), "success")
     return redirect(url_for(".album", album_id=album.id))
 
 
@@ -70,7 +71,7 @@ def rename_album(album_id: int) -> Response:
     form = AlbumForm()
     if form.validate_on_submit():
         album_ops.rename_album(album, form.title.data)
-        flash("Album renamed.", "success")
+        flash(_("Album renamed."), "success")
     else:
         flash(first_error(form), "error")
     return redirect(url_for(".album", album_id=album.id))
@@ -88,7 +89,7 @@ def delete_album(album_id: int) -> Response | str:
         )
     title = album.title
     album_ops.delete_album(album)
-    flash(f"Album “{title}” deleted.", "success")
+    flash(_("Album “%(title)s” deleted.", title=title), "success")
     return redirect(url_for(".albums"))
 
 
@@ -98,7 +99,7 @@ def rename_photo(album_id: int, photo_id: int) -> Response:
     form = PhotoRenameForm()
     if form.validate_on_submit():
         album_ops.rename_photo(photo, form.filename.data)
-        flash(f"Renamed to “{photo.original_filename}”.", "success")
+        flash(_("Renamed to “%(name)s”.", name=photo.original_filename), "success")
     else:
         flash(first_error(form), "error")
     return redirect(_back_to_album(album_id, f"photo-{photo_id}"))
@@ -109,7 +110,7 @@ def delete_photo(album_id: int, photo_id: int) -> Response:
     photo = service.owned_photo(owner_id(), album_id, photo_id)
     name = photo.original_filename
     album_ops.delete_photo(photo)
-    flash(f"Deleted “{name}”.", "success")
+    flash(_("Deleted “%(name)s”.", name=name), "success")
     return redirect(_back_to_album(album_id, "photos"))
 
 
@@ -121,9 +122,9 @@ def thumbnail(album_id: int, photo_id: int) -> Response:
         key = album_ops.ensure_thumbnail(photo)
         source = get_storage().open(key)
     except FileNotFoundError:
-        abort(404, "This photo's file is missing.")
+        abort(404, _("This photo's file is missing."))
     except InvalidImage:  # an older original that cannot be decoded (damaged, or over MAX_IMAGE_PIXELS)
-        abort(404, "This photo cannot be shown.")
+        abort(404, _("This photo cannot be shown."))
     response = send_file(
         source, mimetype="image/jpeg", etag=f"thumb-{photo.stored_name}", max_age=86400, conditional=True
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import BinaryIO
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from .. import albums
@@ -25,7 +27,7 @@ EXPIRY_UNITS = {"hours": timedelta(hours=1), "days": timedelta(days=1)}
 
 
 class AlbumNotFound(NotFound):
-    message = "There is no such album in your account."
+    message = _l("There is no such album in your account.")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def owned_photo(owner_id: int, album_id: int, photo_id: int) -> Photo:
     album = owned_album(owner_id, album_id)
     photo = db.session.get(Photo, photo_id)
     if photo is None or photo.album_id != album.id:
-        raise NotFound("There is no such photo in this album.")
+        raise NotFound(_("There is no such photo in this album."))
     return photo
 
 
@@ -75,7 +77,7 @@ def owned_share(owner_id: int, album_id: int, share_id: int) -> ShareLink:
     album = owned_album(owner_id, album_id)
     link = db.session.get(ShareLink, share_id)
     if link is None or link.album_id != album.id:
-        raise NotFound("There is no such share link for this album.")
+        raise NotFound(_("There is no such share link for this album."))
     return link
 
 
@@ -154,31 +156,31 @@ def expiry_from_form(
     """
     now = now or utcnow()
     if amount is not None and last_day is not None:
-        raise ValueError("Choose either a number of hours or days, or a last day, not both.")
+        raise ValueError(_("Choose either a number of hours or days, or a last day, not both."))
     if amount is not None:
         if amount < 1:
-            raise ValueError("The link must stay open for at least 1 hour or day.")
+            raise ValueError(_("The link must stay open for at least 1 hour or day."))
         if unit not in EXPIRY_UNITS:
-            raise ValueError("Choose hours or days.")
+            raise ValueError(_("Choose hours or days."))
         if amount > MAX_EXPIRY // EXPIRY_UNITS[unit]:  # compared as counts: timedelta * 10^30 overflows (a 500)
-            raise ValueError("A link can stay open for at most 10 years.")
+            raise ValueError(_("A link can stay open for at most 10 years."))
         return now + EXPIRY_UNITS[unit] * amount
     if last_day is None:
         return None
     if last_day > (now + MAX_EXPIRY).date():  # before any arithmetic: 9999-12-31 plus a day overflows (a 500)
-        raise ValueError("A link can stay open for at most 10 years.")
+        raise ValueError(_("A link can stay open for at most 10 years."))
     if abs(tz_offset_minutes) > 16 * 60:
         tz_offset_minutes = 0
     expires_at = datetime.combine(last_day + timedelta(days=1), datetime.min.time()) + timedelta(
         minutes=tz_offset_minutes
     )
     if expires_at <= now:
-        raise ValueError("The last day is in the past.")
+        raise ValueError(_("The last day is in the past."))
     if expires_at - now > MAX_EXPIRY:
-        raise ValueError("A link can stay open for at most 10 years.")
+        raise ValueError(_("A link can stay open for at most 10 years."))
     return expires_at
 
 
 def _sentence(message: str) -> str:
-    message = message.strip() or "this file could not be added"
+    message = message.strip() or _("this file could not be added")
     return message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ..access import create_share_link, revoke_share_link, share_url
@@ -51,8 +52,9 @@ def create_share(album_id: int) -> Response | tuple[str, int]:
         album, password=form.password.data or None, expires_at=expires_at, downloads_allowed=form.downloads_allowed.data,
         ask_email=form.ask_email.data, download_pin=form.download_pin.data or None,
         max_album_downloads=form.max_album_downloads.data, max_photo_downloads=form.max_photo_downloads.data,
+        language=form.language.data or None,
     )
-    flash("Share link created. Copy it and send it to your client.", "success")
+    flash(_("Share link created. Copy it and send it to your client."), "success")
     return redirect(url_for(".shares", album_id=album.id, new=link.id, _anchor=f"link-{link.id}"))
 
 
@@ -61,5 +63,5 @@ def revoke_share(album_id: int, share_id: int) -> Response:
     """Revoking is final: the link answers 410 from now on; make a new link to share again."""
     link = service.owned_share(owner_id(), album_id, share_id)
     revoke_share_link(link)
-    flash("Link revoked. Anyone who opens it now sees that it is no longer available.", "success")
+    flash(_("Link revoked. Anyone who opens it now sees that it is no longer available."), "success")
     return redirect(url_for(".shares", album_id=album_id, _anchor=f"link-{link.id}"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import flash, jsonify, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from werkzeug.wrappers import Response
 
 from ..errors import wants_json
@@ -10,7 +12,7 @@ from . import bp, service
 from .album_views import owner_id
 
 FIELD = "photos"
-NO_FILES = "Choose at least one photo to upload."
+NO_FILES = _l("Choose at least one photo to upload.")
 
 
 @bp.post("/albums/<int:album_id>/photos")
@@ -27,7 +29,7 @@ def upload(album_id: int) -> Response | tuple[Response, int]:
     if wants_json():
         body = {"files": [r.as_json() for r in results], "saved": saved, "version": album.version}
         if not results:
-            body.update(error="no_files", message=NO_FILES)
+            body.update(error="no_files", message=str(NO_FILES))
         # 200 once the files were looked at, however each fared: the outcome of each is in `files`.
         return jsonify(body), 200 if results else 400
     _flash_results(results, saved)
@@ -36,10 +38,10 @@ def upload(album_id: int) -> Response | tuple[Response, int]:
 
 def _flash_results(results: list[service.UploadResult], saved: int) -> None:
     if not results:
-        flash(NO_FILES, "error")
+        flash(str(NO_FILES), "error")
         return
     if saved:
-        flash(f"{saved} photo{'s' if saved != 1 else ''} uploaded.", "success")
+        flash(ngettext("%(num)d photo uploaded.", "%(num)d photos uploaded.", saved), "success")
     for result in results:
         if not result.ok:
             flash(f"{result.name}: {result.error}", "error")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, request, url_for
+from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from .. import albums, delivery, plans
@@ -33,7 +34,7 @@ download_all_limit = limiter.limit(
 
 class PhotoUnavailable(AppError):
     status, error = 500, "photo_unavailable"
-    message = "This photo's file could not be read on the server. Please let the album owner know."
+    message = _l("This photo's file could not be read on the server. Please let the album owner know.")
 
 
 @api_bp.get("/<token>")

@@ -51,10 +51,10 @@ def download_name(plan: ArchivePlan) -> str:
     title = plan.album.title
     if plan.selection_id:
         whole = plans.selection_plan(plan.album, plan.selection_id) if plan.part else plan
-        title = download_name_for_selection(title, whole.photo_count).removesuffix(".zip")
+        title = download_name_for_selection(title, whole.photo_count)
     if plan.part and plan.parts:
-        return download_name_for_part(title, plan.part, plan.parts)
-    return title + ".zip" if plan.selection_id else archive_name(title)
+        title = download_name_for_part(title, plan.part, plan.parts)
+    return archive_name(title)
 
 
 def download_url(token: str, plan: ArchivePlan) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import func
 
 from ..errors import NotFound
@@ -18,7 +18,6 @@ from ..models import Photo, ShareLink
 
 # Tiles keep their photo's shape within these bounds; panoramas and tall strips are cropped to them.
 MIN_TILE_RATIO, MAX_TILE_RATIO = 0.5, 2.5
-_UNITS = ("KB", "MB", "GB", "TB")
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def share_photo(link: ShareLink, photo_id: int) -> Photo:
     """The photo, only when it belongs to the link's album: a token never opens another album's photos."""
     photo = db.session.get(Photo, photo_id)
     if photo is None or photo.album_id != link.album_id:
-        raise NotFound("This photo is not in the shared album.")
+        raise NotFound(_("This photo is not in the shared album."))
     return photo
 
 
@@ -106,23 +105,3 @@ def tile_ratio_class(photo: Photo) -> str:
     return f"tile-r{round(tile_ratio(photo) * 100)}"
 
 
-def human_size(size: int) -> str:
-    """Bytes as people read them, in powers of 1000 like phones and browsers: 950 bytes, 4.2 MB, 12 GB."""
-    if size < 1000:
-        return "1 byte" if size == 1 else f"{size} bytes"
-    value = float(size)
-    for unit in _UNITS:
-        value /= 1000
-        if value < 999.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    raise AssertionError("unreachable")
-
-
-def time_left(expires_at: datetime, now: datetime) -> str:
-    """A rough, friendly 'in 3 days' for an expiry in the future."""
-    seconds = (expires_at - now).total_seconds()
-    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= length:
-            amount = int(seconds // length)
-            return f"in {amount} {unit}{'' if amount == 1 else 's'}"
-    return "in less than a minute"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Response, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from .. import albums, delivery, download_rules, plans
 from ..access import (
@@ -19,15 +20,13 @@ from ..access import (
     access_cookie_value,
 )
 from ..errors import error_response, wants_json
+from ..i18n import time_left
 from ..jobs import needs_preparation
 from ..models import ShareLink, utcnow
 from . import download_gate, gallery, pages_bp, record_visit, visitor_share
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
-
-pages_bp.add_app_template_filter(gallery.human_size, "human_size")
-pages_bp.add_app_template_filter(lambda n: f"{n:,}", "thousands")
 
 
 @pages_bp.get("/s/<token>", endpoint="gallery")
@@ -50,7 +49,7 @@ def gallery_page(token: str) -> Response:
         parts=[{**part, "url": _gated(token, str(part["url"]), rules)} for part in archive_parts(link, totals)],
         download_rules=rules,
         gallery_url=url_for("share.gallery", token=token),
-        expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
+        expires_in=time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
     record_visit(link)  # queued for the activity writer: no database write in the request
@@ -100,7 +99,7 @@ def password_form(exc: PasswordRequired | WrongPassword) -> Response:
         return error_response(exc.status, exc.error, exc.message)
     error = exc.message if isinstance(exc, WrongPassword) else None
     if error is None and request.method == "POST":
-        error = "Please enter the password."
+        error = _("Please enter the password.")
     token = (request.view_args or {}).get("token", "")
     html = render_template("share/password.html", token=token, error=error)
     return Response(html, status=exc.status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})

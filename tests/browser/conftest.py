@@ -32,8 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 390, "height": 844}
+NARROW_PHONE = {"width": 360, "height": 740}  # the narrowest common phone: long German and French words must fit
 DESKTOP = {"width": 1440, "height": 900}
-VIEWPORTS = {"phone": PHONE, "desktop": DESKTOP}
+VIEWPORTS = {"phone": PHONE, "narrow-phone": NARROW_PHONE, "desktop": DESKTOP}
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 SHARE_PASSWORD = "blue-harbour-42"
 
@@ -101,23 +102,22 @@ def csp_watch() -> CspWatch:
 
 @pytest.fixture
 def new_context(browser, csp_watch: CspWatch) -> Iterator[Callable[..., Any]]:
-    """new_context(viewport="phone"|"desktop", **options): a fresh browser context, closed after the test.
+    """new_context(viewport="phone"|"narrow-phone"|"desktop", **options): a fresh browser context, closed after
+    the test (locale="de-DE" makes it a German browser).
 
     Every page the app serves in it must carry the Content-Security-Policy, and nothing may violate it: the
     test fails at teardown otherwise (`csp_watch` holds what was seen)."""
     contexts = []
 
     def factory(viewport: str = "desktop", **options: Any):
-        phone = viewport == "phone"
+        phone = viewport.endswith("phone")
         context = browser.new_context(
             viewport=VIEWPORTS[viewport],
             accept_downloads=True,
             is_mobile=phone,
             has_touch=phone,
             device_scale_factor=2 if phone else 1,
-            locale="en-GB",
-            timezone_id="Europe/Berlin",
-            **options,
+            **{"locale": "en-GB", "timezone_id": "Europe/Berlin", **options},  # locale: the Accept-Language sent
         )
         context.set_default_timeout(10_000)
         csp_watch.attach(context)

@@ -7,12 +7,14 @@
   const AUTOLOAD_SCREENS = 1.5; // start loading the next page this many screen heights before the end
   const SWIPE_MIN = 50; // px of horizontal travel that counts as a swipe
 
-  const number = (n) => Number(n).toLocaleString("en");
+  // Text and numbers in the page's language (js/i18n.js; the text comes from gallery.html's js_text block).
+  const t = window.photoshareText;
+  const number = (n) => window.photoshareNumber(Number(n));
 
   function localTimes() {
     let format;
     try {
-      format = new Intl.DateTimeFormat(undefined, { dateStyle: "long", timeStyle: "short" });
+      format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, { dateStyle: "long", timeStyle: "short" });
     } catch (error) {
       return;
     }
@@ -38,7 +40,7 @@
     const button = document.createElement("button");
     button.type = "button";
     button.className = "button button-primary load-more";
-    button.textContent = "Load more photos";
+    button.textContent = t("load_more", null, "Load more photos");
     nextLink.replaceWith(button);
 
     let pending = null;
@@ -52,14 +54,14 @@
       const last = first + tileCount() - 1;
       status.textContent =
         page >= pages && first === 1
-          ? `All ${number(total)} photos shown`
-          : `Showing photos ${number(first)}–${number(last)} of ${number(total)}`;
+          ? t("all_shown", { total: number(total) }, "All {total} photos shown")
+          : t("showing", { first: number(first), last: number(last), total: number(total) }, "Showing photos {first}–{last} of {total}");
     }
 
     async function fetchNext(byUser) {
       button.disabled = true;
       button.setAttribute("aria-busy", "true");
-      button.textContent = "Loading photos…";
+      button.textContent = t("loading", null, "Loading photos…");
       try {
         const url = new URL(gallery.dataset.fragmentUrl, window.location.href);
         url.searchParams.set("page", String(page + 1));
@@ -75,7 +77,7 @@
         const list = document.createElement("ul");
         list.className = "gallery-grid";
         const from = first + tileCount();
-        list.setAttribute("aria-label", `Photos ${number(from)} to ${number(from + tiles.length - 1)}`);
+        list.setAttribute("aria-label", t("list_label", { from: number(from), to: number(from + tiles.length - 1) }, "Photos {from} to {to}"));
         tiles.forEach((tile) => list.appendChild(tile));
         gallery.appendChild(list);
         page += 1;
@@ -84,12 +86,12 @@
         return tiles.length > 0;
       } catch (error) {
         autoload = false;
-        status.textContent = "Could not load more photos. Check your connection and try again.";
+        status.textContent = t("load_failed", null, "Could not load more photos. Check your connection and try again.");
         return false;
       } finally {
         button.disabled = false;
         button.removeAttribute("aria-busy");
-        button.textContent = "Load more photos";
+        button.textContent = t("load_more", null, "Load more photos");
         if (page >= pages) {
           button.remove();
           observer && observer.disconnect();
@@ -177,11 +179,12 @@
       image.src = link.href;
       fit();
       title.textContent = data.name;
-      position.textContent = `Photo ${number(data.number)} of ${number(total)}`;
-      status.textContent = `${data.name}, photo ${number(data.number)} of ${number(total)}`;
+      const where = { name: data.name, number: number(data.number), total: number(total) };
+      position.textContent = t("position", where, "Photo {number} of {total}");
+      status.textContent = t("viewer_status", where, "{name}, photo {number} of {total}");
       if (download) {
         download.href = data.download;
-        download.setAttribute("aria-label", `Download ${data.name} (${data.size})`);
+        download.setAttribute("aria-label", t("download_label", { name: data.name, size: data.size }, "Download {name} ({size})"));
         size.textContent = `(${data.size})`;
       }
       prev.disabled = index === 0;
@@ -211,7 +214,7 @@
     image.addEventListener("load", () => image.removeAttribute("aria-busy"));
     image.addEventListener("error", () => {
       image.removeAttribute("aria-busy");
-      status.textContent = "This photo could not be loaded.";
+      status.textContent = t("photo_failed", null, "This photo could not be loaded.");
     });
 
     gallery.addEventListener("click", (event) => {

@@ -10,9 +10,9 @@
     else fn();
   }
 
-  function plural(n, word) {
-    return n + " " + word + (n === 1 ? "" : "s");
-  }
+  // Text in the page's language: owner/_layout.html's js_text block, read by js/i18n.js.
+  var t = window.photoshareText;
+  var plural = window.photosharePlural;
 
   /* ---- confirmations, local times, time zone ---------------------------------------------------- */
 
@@ -29,7 +29,7 @@
       if (isNaN(when.getTime())) return;
       var options = el.getAttribute("data-owner-local") === "date" ? { dateStyle: "medium" } : { dateStyle: "medium", timeStyle: "short" };
       el.title = el.textContent;
-      el.textContent = when.toLocaleString(undefined, options);
+      el.textContent = when.toLocaleString(document.documentElement.lang || undefined, options);
     });
   }
 
@@ -78,9 +78,11 @@
       button.hidden = false;
       button.addEventListener("click", function () {
         copyText(input).then(function (ok) {
-          button.textContent = ok ? "Copied" : label;
+          button.textContent = ok ? t("copied", null, "Copied") : label;
           button.classList.toggle("owner-copied", ok);
-          if (status) status.textContent = ok ? "Link copied to the clipboard." : "Press Ctrl+C (or ⌘C) to copy the selected link.";
+          if (status) status.textContent = ok
+            ? t("link_copied", null, "Link copied to the clipboard.")
+            : t("copy_by_hand", null, "Press Ctrl+C (or ⌘C) to copy the selected link.");
           if (ok) setTimeout(function () { button.textContent = label; button.classList.remove("owner-copied"); }, 2500);
         });
       });
@@ -166,7 +168,7 @@
       var item = self.row(file);
       self.counts.total += 1;
       if (file.size > self.maxBytes) {
-        self.fail(item, "Larger than the " + Math.floor(self.maxBytes / 1048576) + " MB limit.");
+        self.fail(item, t("too_large", { limit: Math.floor(self.maxBytes / 1048576) }, "Larger than the {limit} MB limit."));
       } else {
         self.queue.push({ file: file, item: item });
       }
@@ -185,10 +187,10 @@
     var progress = document.createElement("progress");
     progress.max = 1;
     progress.value = 0;
-    progress.setAttribute("aria-label", "Upload of " + file.name);
+    progress.setAttribute("aria-label", t("upload_of", { name: file.name }, "Upload of {name}"));
     var state = document.createElement("span");
     state.className = "owner-upload-state";
-    state.textContent = "Waiting";
+    state.textContent = t("waiting", null, "Waiting");
     item.appendChild(name);
     item.appendChild(progress);
     item.appendChild(state);
@@ -212,7 +214,7 @@
     var self = this;
     var progress = item.querySelector("progress");
     item.setAttribute("data-status", "uploading");
-    item.querySelector(".owner-upload-state").textContent = "Uploading";
+    item.querySelector(".owner-upload-state").textContent = t("uploading", null, "Uploading");
     return new Promise(function (resolve) {
       var xhr = new XMLHttpRequest();
       xhr.open("POST", self.form.action);
@@ -231,11 +233,11 @@
         }
         var result = body && body.files && body.files[0];
         if (xhr.status < 300 && result && result.ok) self.succeed(item);
-        else self.fail(item, (result && result.error) || (body && body.message) || "Upload failed (HTTP " + xhr.status + ").");
+        else self.fail(item, (result && result.error) || (body && body.message) || t("upload_failed", { status: xhr.status }, "Upload failed (HTTP {status})."));
         resolve();
       });
       xhr.addEventListener("error", function () {
-        self.fail(item, "The connection failed. Check your network and try this file again.");
+        self.fail(item, t("connection_failed", null, "The connection failed. Check your network and try this file again."));
         resolve();
       });
       var data = new FormData();
@@ -248,7 +250,7 @@
     this.counts.ok += 1;
     item.setAttribute("data-status", "ok");
     item.querySelector("progress").value = 1;
-    item.querySelector(".owner-upload-state").textContent = "Uploaded";
+    item.querySelector(".owner-upload-state").textContent = t("uploaded", null, "Uploaded");
     this.report();
   };
 
@@ -256,7 +258,7 @@
     this.counts.error += 1;
     item.setAttribute("data-status", "error");
     item.querySelector("progress").hidden = true;
-    item.querySelector(".owner-upload-state").textContent = "Not uploaded";
+    item.querySelector(".owner-upload-state").textContent = t("not_uploaded", null, "Not uploaded");
     var error = document.createElement("p");
     error.className = "owner-upload-error";
     error.textContent = message;
@@ -267,9 +269,9 @@
   Uploader.prototype.report = function () {
     var c = this.counts;
     var finished = c.ok + c.error;
-    var text = finished < c.total ? "Uploading " + (finished + 1) + " of " + c.total + "… " : "";
-    text += plural(c.ok, "photo") + " uploaded";
-    if (c.error) text += ", " + plural(c.error, "file") + " not uploaded (see below)";
+    var text = finished < c.total ? t("progress", { current: finished + 1, total: c.total }, "Uploading {current} of {total}…") + " " : "";
+    text += plural("photos_uploaded", c.ok, null, { one: "{count} photo uploaded", other: "{count} photos uploaded" });
+    if (c.error) text += ", " + plural("files_failed", c.error, null, { one: "{count} file not uploaded (see below)", other: "{count} files not uploaded (see below)" });
     this.summary.textContent = text + ".";
   };
 
@@ -278,7 +280,7 @@
     if (!c.ok) return;
     if (!c.error && window.sessionStorage) {
       // Everything worked: show the album with its new photos, and say so once more after the reload.
-      sessionStorage.setItem(DONE_KEY, plural(c.ok, "photo") + " uploaded.");
+      sessionStorage.setItem(DONE_KEY, plural("photos_uploaded", c.ok, null, { one: "{count} photo uploaded", other: "{count} photos uploaded" }) + ".");
       window.location.reload();
       return;
     }
@@ -286,7 +288,7 @@
     var link = document.createElement("a");
     link.href = window.location.pathname + "#photos";
     link.className = "owner-button";
-    link.textContent = "Show the new photos";
+    link.textContent = t("show_new", null, "Show the new photos");
     link.addEventListener("click", function (event) {
       event.preventDefault();
       window.location.reload();

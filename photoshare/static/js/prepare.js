@@ -28,6 +28,7 @@
   var networkErrors = 0;
   var navigated = false;
   var title = document.title;
+  var t = window.photoshareText; // text in the page's language: prepare.html's js_text block, js/i18n.js
 
   // A visitor who opened the page with ?password= has no access cookie yet: send the password along.
   var password = new URLSearchParams(window.location.search).get("password");
@@ -51,18 +52,18 @@
 
   function setProgress(percent, text) {
     bar.value = percent;
-    bar.textContent = percent + " %";
+    bar.textContent = t("percent", { percent: window.photoshareNumber(percent) }, "{percent} %");
     message.textContent = text;
-    document.title = (percent ? percent + " % · " : "") + title;
+    document.title = (percent ? t("percent", { percent: window.photoshareNumber(percent) }, "{percent} %") + " · " : "") + title;
   }
 
   function showError(text) {
     clearTimeout(timer);
     card.querySelector(".prepare-progress").dataset.state = "failed";
-    errorBox.textContent = text || "Something went wrong while preparing your download.";
+    errorBox.textContent = text || t("failed", null, "Something went wrong while preparing your download.");
     errorBox.hidden = false;
     retry.hidden = false;
-    message.textContent = "The download could not be prepared.";
+    message.textContent = t("not_prepared", null, "The download could not be prepared.");
     document.title = title;
   }
 
@@ -74,7 +75,7 @@
   function notifyReady() {
     if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
     try {
-      new Notification("Your download is ready", { body: card.dataset.album + " (ZIP)", tag: "photoshare-" + jobId });
+      new Notification(t("notification", null, "Your download is ready"), { body: card.dataset.album + " (ZIP)", tag: "photoshare-" + jobId });
     } catch (e) {
       // Some mobile browsers only notify from a service worker: the page itself still says "ready".
     }
@@ -82,11 +83,12 @@
 
   function startDownload(data) {
     clearTimeout(timer);
-    setProgress(100, "Ready! Your download is starting…");
+    setProgress(100, t("ready", null, "Ready! Your download is starting…"));
     card.querySelector(".prepare-progress").dataset.state = "ready";
     link.href = data.download_url;
     if (data.expires_at) {
-      expiry.textContent = " The link works for 24 hours, until " + new Date(data.expires_at).toLocaleString() + ".";
+      var until = new Date(data.expires_at).toLocaleString(document.documentElement.lang || undefined);
+      expiry.textContent = " " + t("expiry", { until: until }, "The link works for 24 hours, until {until}.");
     }
     ready.hidden = false;
     if (notifyBox) notifyBox.hidden = true;
@@ -111,7 +113,9 @@
       showError(data.error);
     } else {
       var percent = data.progress || 0;
-      var text = data.status === "queued" ? "Preparing your download… waiting for its turn" : "Preparing your download… " + percent + " %";
+      var text = data.status === "queued"
+        ? t("queued", null, "Preparing your download… waiting for its turn")
+        : t("progress", { percent: window.photoshareNumber(percent) }, "Preparing your download… {percent} %");
       setProgress(percent, text);
       schedulePoll();
     }
@@ -128,7 +132,7 @@
       // A phone losing its connection for a moment is normal: keep trying, quietly at first.
       networkErrors += 1;
       if (networkErrors >= MAX_NETWORK_ERRORS) {
-        showError("The connection to the server was lost. Check your connection and try again.");
+        showError(t("connection_lost", null, "The connection to the server was lost. Check your connection and try again."));
       } else {
         schedulePoll();
       }
@@ -139,9 +143,9 @@
     clearError();
     started = Date.now();
     card.querySelector(".prepare-progress").dataset.state = "preparing";
-    setProgress(0, "Preparing your download…");
+    setProgress(0, t("preparing", null, "Preparing your download…"));
     request("POST", card.dataset.prepareUrl, {}).then(handle, function () {
-      showError("The server could not be reached. Check your connection and try again.");
+      showError(t("unreachable", null, "The server could not be reached. Check your connection and try again."));
     });
   }
 
@@ -157,21 +161,21 @@
       var status = document.getElementById("prepare-email-status");
       var address = input.value.trim();
       if (!address) {
-        status.textContent = "Please enter an e-mail address.";
+        status.textContent = t("email_missing", null, "Please enter an e-mail address.");
         input.focus();
         return;
       }
-      status.textContent = "Saving…";
+      status.textContent = t("saving", null, "Saving…");
       request("POST", card.dataset.prepareUrl, { email: address }).then(function (result) {
         if (result.ok) {
-          status.textContent = "We will e-mail the link to " + address + " when the ZIP is ready. You can close this page.";
+          status.textContent = t("email_saved", { address: address }, "We will e-mail the link to {address} when the ZIP is ready. You can close this page.");
           input.removeAttribute("aria-invalid");
         } else {
-          status.textContent = (result.data && result.data.message) || "That did not work. Please try again.";
+          status.textContent = (result.data && result.data.message) || t("email_failed", null, "That did not work. Please try again.");
           input.setAttribute("aria-invalid", "true");
         }
       }, function () {
-        status.textContent = "The server could not be reached. Please try again.";
+        status.textContent = t("email_unreachable", null, "The server could not be reached. Please try again.");
       });
     });
   }
