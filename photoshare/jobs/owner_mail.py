@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from ..access import share_url
 from ..activity import report
 from ..extensions import db
+from ..i18n import filesize
 from ..models import Album, ShareLink, utcnow
 from . import notify
 
@@ -99,7 +100,7 @@ def _digest(album_id: int, today: date) -> bool:
         "Details: %(activity)s\n\nYou receive this e-mail because daily summaries are on for this album; switch "
         "them off on the album's page.\n\n-- Photoshare\n",
         title=album.title, day=day.isoformat(), visits=totals.visits, visitors=totals.visitors,
-        downloads=totals.downloads, size=notify.human_size(totals.bytes), activity=_activity_url(album),
+        downloads=totals.downloads, size=filesize(totals.bytes), activity=_activity_url(album),
     )
     message = _message(album.owner.email, _("Activity of “%(title)s” on %(day)s", title=album.title,
                                              day=day.isoformat()), body)

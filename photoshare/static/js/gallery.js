@@ -395,7 +395,13 @@
           showError(data.message || bar.dataset.textFailed);
           return;
         }
-        window.location.assign(data.needs_preparation ? data.prepare_page_url : data.download_url);
+        let target = data.needs_preparation ? data.prepare_page_url : data.download_url;
+        if (bar.dataset.gateUrl) {
+          // The owner asks for a PIN or an e-mail first: their form, then on to the selection's download.
+          const next = new URL(target, window.location.href);
+          target = `${bar.dataset.gateUrl}?next=${encodeURIComponent(next.pathname + next.search)}`;
+        }
+        window.location.assign(target);
       } catch (problem) {
         showError(bar.dataset.textFailed);
       } finally {
