@@ -4,7 +4,9 @@ Each page is also checked for layout (no overlap, contrast, tap targets) and sav
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 
 from playwright.sync_api import expect
@@ -91,3 +93,23 @@ def test_reached_limit_shows_a_notice_in_the_gallery_and_a_page_for_the_download
     expect(page.get_by_role("heading", name="Download limit reached")).to_be_visible()
     expect(page.get_by_text("contact the owner")).to_be_visible()
     settle_and_check(page, "desktop", "download-limit-reached")
+
+
+def test_download_selected_asks_for_the_e_mail_first_then_sends_exactly_the_selection(
+        make_album, make_share, live_server, new_context):
+    """The selection bar's download passes the owner's e-mail question like every other download button."""
+    photos = album_photos(3)
+    token = make_share(make_album(photos, title="Garden party"), ask_email=True)
+    page = new_context("phone").new_page()
+    page.goto(f"{live_server.url}/s/{token}")
+    page.get_by_label("Select IMG_0003.jpg").check()
+    page.get_by_role("button", name="Download selected").click()
+    expect(page.get_by_label("Your e-mail address")).to_be_visible()
+    settle_and_check(page, "phone", "selection-email-form")
+    page.get_by_label("Your e-mail address").fill("guest@example.com")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Continue").click()
+    assert download.value.suggested_filename == "Garden party (1 photo).zip"
+    with zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())) as archive:
+        assert [(info.filename, archive.read(info)) for info in archive.infolist()] == [
+            ("IMG_0003.jpg", photos["IMG_0003.jpg"])]
