@@ -63,9 +63,9 @@ class Recorder:
         except Exception:  # recording must never fail the request
             log.exception("could not queue an activity event")
 
-    def flush(self) -> int:
-        """Write everything queued now (this process's queue, and the Redis list); returns how many were
-        written. Never raises: what fails stays queued and is logged."""
+    def flush(self, *, drain_redis: bool = True) -> int:
+        """Write everything queued now (this process's queue, and the Redis list unless `drain_redis` is False);
+        returns how many were written. Never raises: what fails stays queued and is logged."""
         written = 0
         with self._flushing, self.app.app_context():
             while self._pending:
@@ -74,7 +74,7 @@ class Recorder:
                     self._requeue(batch)
                     break
                 written += len(batch)
-            if self.redis_url:
+            if self.redis_url and drain_redis:
                 written += self._drain_redis()
         return written
 
@@ -162,8 +162,9 @@ def _writer_loop(recorder_ref: weakref.ref[Recorder], stop: threading.Event, int
 
 
 def flush_all() -> int:
-    """Flush every recorder of this process: at exit, and from gunicorn's worker_exit hook."""
-    return sum(recorder.flush() for recorder in list(_recorders))
+    """Write what every recorder of this process still holds: at exit, and from gunicorn's worker_exit hook.
+    Events already in Redis are safe there and wait for another writer: an exiting process does not drain."""
+    return sum(recorder.flush(drain_redis=False) for recorder in list(_recorders))
 
 
 atexit.register(flush_all)
