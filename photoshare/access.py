@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import generate_password_hash
 
@@ -20,6 +21,7 @@ from .attempts import Bucket, counted_check
 from .errors import AppError, NotFound
 from .extensions import db
 from .models import Album, ShareLink
+from .sizes import LARGE, ORIGINAL, SIZES, Variant
 
 ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
 TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters
@@ -45,6 +47,16 @@ class DownloadsDisabled(AppError):
     status, error, message = 403, "downloads_disabled", "The owner has not allowed downloads from this link."
 
 
+class BadSize(AppError):
+    status, error = 400, "bad_size"
+    message = lazy_gettext("The size must be “original” or “large”.")
+
+
+class OriginalsRefused(AppError):
+    status, error = 403, "web_size_only"
+    message = lazy_gettext("This link allows web-size downloads only (size=large), not the original files.")
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
@@ -54,7 +66,8 @@ _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def create_share_link(
-    album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True
+    album: Album, *, password: str | None = None, expires_at: datetime | None = None, downloads_allowed: bool = True,
+    web_size_only: bool = False, strip_location: bool = True,
 ) -> ShareLink:
     link = ShareLink(
         album=album,
@@ -62,6 +75,8 @@ def create_share_link(
         password_hash=generate_password_hash(password) if password else None,
         expires_at=expires_at,
         downloads_allowed=downloads_allowed,
+        web_size_only=web_size_only,
+        strip_location=strip_location,
     )
     db.session.add(link)
     db.session.commit()
@@ -114,6 +129,19 @@ def open_share(
 def require_downloads(link: ShareLink) -> None:
     if not link.downloads_allowed:
         raise DownloadsDisabled()
+
+
+def download_variant(link: ShareLink, size: str | None) -> Variant:
+    """What this share's download of `size` (`?size=`, None: the largest the link allows) holds: BadSize (400)
+    for an unknown size, OriginalsRefused (403) for originals on a "web-size only" link; the location goes
+    when the link says so."""
+    if size is None:
+        size = LARGE if link.web_size_only else ORIGINAL
+    if size not in SIZES:
+        raise BadSize()
+    if size == ORIGINAL and link.web_size_only:
+        raise OriginalsRefused()
+    return Variant(size, strip_location=link.strip_location)
 
 
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:

@@ -162,10 +162,13 @@ def make_renditions_command() -> None:
 @click.option("--password", default=None, help="Visitors must enter it.")
 @click.option("--expires-in", "expires_in", type=Hours(), default=None, help="Hours until the link stops working.")
 @click.option("--no-downloads", is_flag=True, help="Visitors may look but not download.")
+@click.option("--web-size-only", is_flag=True, help="Visitors download LARGE_SIZE JPEGs, never the originals.")
+@click.option("--keep-location", is_flag=True, help="Leave GPS and place names in downloads (removed by default).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(
-    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, as_json: bool
+    album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, web_size_only: bool,
+    keep_location: bool, as_json: bool,
 ) -> None:
     """Create a share link for an album and print its URL."""
     if password is not None and not password:
@@ -174,7 +177,8 @@ def create_share_command(
     if album is None:
         raise click.ClickException(f"no album with id {album_id}")
     expires_at = utcnow() + timedelta(hours=expires_in) if expires_in else None
-    link = create_share_link(album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads)
+    link = create_share_link(album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads,
+                             web_size_only=web_size_only, strip_location=not keep_location)
     if as_json:
         click.echo(json.dumps({"token": link.token, "url": share_url(link.token)}))
     else:

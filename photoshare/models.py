@@ -82,6 +82,17 @@ class Photo(db.Model):
     height: Mapped[int] = mapped_column(Integer)
     taken_at: Mapped[datetime | None] = mapped_column(default=None)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The "web size" JPEG (LARGE_SIZE, `large/<rendition_name>.jpg`): an archive's layout needs its size and
+    # CRC before any byte, like the original's. NULL: not made yet (a photo added before it was).
+    large_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    large_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    large_crc32: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The original without its location (GPS, XMP place), made once (`located/<sha256>...`, location.py).
+    # has_location NULL: not checked yet; False: the original holds none and is sent as it is.
+    has_location: Mapped[bool | None] = mapped_column(default=None)
+    clean_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    clean_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    clean_crc32: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     album: Mapped[Album] = relationship(back_populates="photos")
 
@@ -107,6 +118,11 @@ class ShareLink(db.Model):
     # (delivery.Delivery started_file / finished_file): the difference gave up on the way.
     download_started_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     download_count: Mapped[int] = mapped_column(Integer, default=0)  # finished
+    # "Web-size downloads only": originals are refused (403), the gallery offers the large JPEG alone.
+    web_size_only: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # "Remove location from downloads": every file a visitor gets has no GPS position. On for new links;
+    # links made before the setting existed keep sending what they sent (off).
+    strip_location: Mapped[bool] = mapped_column(default=True, server_default="0")
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 

@@ -27,10 +27,12 @@ from werkzeug.http import parse_etags
 from werkzeug.utils import send_file as werkzeug_send_file
 from werkzeug.wrappers import Response
 
-from ..albums import archive_plan, photo_key
+from ..albums import ORIGINAL_VARIANT, archive_plan, photo_key, ready
+from ..archive import archive_digest
 from ..errors import NotFound
 from ..images import InvalidImage
 from ..models import Album, Photo, ShareLink
+from ..sizes import Variant, source_of
 from ..storage import get_storage
 from . import accel, archive_files, bucket, cache, links, redirects, sendfile
 from .ranges import Delivery, OnClose
@@ -83,37 +85,56 @@ def send_file(
                                as_attachment=as_attachment, dated_if_range=dated_if_range)
 
 
-def send_photo(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response:
-    """The original under its original name, ETag its sha256: a redirect to an expiring URL when it lives in a
-    store, else the file. Raises FileNotFoundError when a local original is missing."""
-    redirected = redirects.photo_redirect(photo, environ=environ, on_close=on_close)
+def send_photo(
+    photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None, variant: Variant = ORIGINAL_VARIANT
+) -> Response:
+    """The photo's file in `variant` (the original, its large JPEG, or either without location; see sizes.py)
+    under its download name, ETag that file's sha256: a redirect to an expiring URL when it lives in a store,
+    else the file. A photo without a location is its original, same ETag. Raises FileNotFoundError when a
+    local file is missing."""
+    source = source_of(ready([photo], variant)[0], variant, photo_key(photo))
+    redirected = redirects.photo_redirect(source, environ=environ, on_close=on_close)
     if redirected is not None:
         return redirected
-    storage, key = get_storage(), photo_key(photo)
+    storage = get_storage()
     return send_file(
-        storage.local_path(key) or storage.open(key),
+        storage.local_path(source.key) or storage.open(source.key),
         environ=environ,
-        download_name=photo.original_filename,
-        mimetype=photo.content_type,
-        etag=photo.sha256,
+        download_name=source.filename,
+        mimetype=source.content_type,
+        etag=source.sha256,
         last_modified=photo.uploaded_at,
-        size=photo.size,
+        size=source.size,
         on_close=on_close,
     )
 
 
-def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None) -> Response:
+def send_album(
+    album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None,
+    variant: Variant = ORIGINAL_VARIANT,
+) -> Response:
     """"Download all" of the album as it is now (never an empty one): its prepared ZIP when there is one (with
     X-Accel, from the ZIP cache, where nginx sends it with a stable mtime), else the shared temp archive, which
     starts at once and is read while it is built, once for every response that asks (archive_files.py). With
-    X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next time."""
+    X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next time.
+
+    Another `variant` (large, or location removed from photos that have one) is its own archive, version and
+    ETag (the digest of its plan): always the shared temp archive, built while it is read."""
+    entries = archive_plan(album, variant)
+    if variant != ORIGINAL_VARIANT and archive_digest(entries) != album.version:
+        config = current_app.config
+        return archive_files.archive_response(
+            entries, download_name=download_name, environ=environ, temp_dir=config["TEMP_DIR"],
+            lock_dir=config["LOCK_DIR"], open_source=get_storage().open, local_path=get_storage().local_path,
+            on_close=on_close, last_modified=album.updated_at,
+        )
     prepared = accel.cached_archive(album) if accel.enabled() else find_prepared(album)
     if prepared is not None:
         return send_prepared(prepared, album, environ=environ, download_name=download_name, on_close=on_close)
     config = current_app.config
     options = accel.streaming_options(album) if accel.enabled() else {"last_modified": album.updated_at}
     return archive_files.archive_response(
-        archive_plan(album),
+        entries,
         download_name=download_name,
         environ=environ,
         temp_dir=config["TEMP_DIR"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, HiddenField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional
@@ -48,6 +49,8 @@ class ShareForm(FlaskForm):
     expires_on = DateField("or last day", validators=[Optional()])
     tz_offset = HiddenField(default="0")  # filled in by owner.js: the browser's offset from UTC, in minutes
     downloads_allowed = BooleanField("Visitors may download photos", default=True)
+    web_size_only = BooleanField(lazy_gettext("Web-size downloads only"), default=False)
+    strip_location = BooleanField(lazy_gettext("Remove location from downloads"), default=True)
 
     def tz_offset_minutes(self) -> int:
         try:

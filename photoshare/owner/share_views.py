@@ -46,7 +46,8 @@ def create_share(album_id: int) -> Response | tuple[str, int]:
         form.expires_in.errors.append(str(exc))
         return _render(album, form, 400)
     link = create_share_link(
-        album, password=form.password.data or None, expires_at=expires_at, downloads_allowed=form.downloads_allowed.data
+        album, password=form.password.data or None, expires_at=expires_at, downloads_allowed=form.downloads_allowed.data,
+        web_size_only=form.web_size_only.data, strip_location=form.strip_location.data,
     )
     flash("Share link created. Copy it and send it to your client.", "success")
     return redirect(url_for(".shares", album_id=album.id, new=link.id, _anchor=f"link-{link.id}"))

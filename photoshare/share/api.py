@@ -18,11 +18,12 @@ from flask import current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import albums, delivery
-from ..access import require_downloads
+from ..access import download_variant, require_downloads
 from ..archive import archive_name
 from ..errors import AppError
 from ..extensions import limiter
-from ..models import ShareLink
+from ..models import Photo, ShareLink
+from ..sizes import LARGE, ORIGINAL
 from . import api_bp, count_download, gallery, visitor_share
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
@@ -52,9 +53,10 @@ def download_photo(token: str, photo_id: int) -> Response:
     With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
     link = visitor_share(token)
     require_downloads(link)
+    variant = download_variant(link, request.args.get("size"))
     photo = gallery.share_photo(link, photo_id)  # another album's photo is a 404 like an unknown id
     try:
-        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link))
+        return delivery.send_photo(photo, environ=request.environ, on_close=count_download(link), variant=variant)
     except FileNotFoundError:
         key = albums.photo_key(photo)
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
@@ -68,16 +70,18 @@ def download_all(token: str) -> Response:
     so ranges and resumes from any worker fit together."""
     link = visitor_share(token)
     require_downloads(link)
+    variant = download_variant(link, request.args.get("size"))
     album = link.album
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
     return delivery.send_album(album, environ=request.environ, download_name=archive_name(album.title),
-                               on_close=count_download(link))
+                               on_close=count_download(link), variant=variant)
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:
     album = link.album
     base = current_app.config["BASE_URL"]
+    sizes = [LARGE] if link.web_size_only else [ORIGINAL, LARGE]
     photos = [
         {
             "id": photo.id,
@@ -86,7 +90,9 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
             "width": photo.width,
             "height": photo.height,
             "content_type": photo.content_type,
-            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id),
+            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id,
+                                           size=LARGE if link.web_size_only else None),
+            "sizes": {size: _size_json(photo, size, token, base) for size in sizes},
         }
         for photo in album.photos
     ]
@@ -97,6 +103,17 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
         "version": album.version,
         "updated_at": album.updated_at.isoformat() + "Z",
         "downloads_allowed": link.downloads_allowed,
-        "download_all_url": base + url_for("share_api.download_all", token=token),
+        "web_size_only": link.web_size_only,
+        "location_removed": link.strip_location,
+        "download_all_url": base + url_for("share_api.download_all", token=token,
+                                           size=LARGE if link.web_size_only else None),
         "photos": photos,
     }
+
+
+def _size_json(photo: Photo, size: str, token: str, base: str) -> dict[str, Any]:
+    """One size of a photo: its download URL, and its bytes when known (the large JPEG of an older photo is
+    made on its first download). The location-free copy differs from the original by a few bytes only."""
+    nbytes = photo.size if size == ORIGINAL else photo.large_size
+    url = base + url_for("share_api.download_photo", token=token, photo_id=photo.id, size=size)
+    return {"bytes": nbytes, "download_url": url}

@@ -11,7 +11,7 @@ from flask import current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import delivery, jobs
-from ..access import ShareGone, ShareNotFound, find_share, require_downloads
+from ..access import ShareGone, ShareNotFound, download_variant, find_share, require_downloads
 from ..archive import archive_name
 from ..delivery import links
 from ..errors import error_response, wants_json
@@ -32,6 +32,7 @@ def prepare_page(token: str) -> Response:
     """The progress bar of "Download all" for a large album; the download starts by itself when ready."""
     link = visitor_share(token)
     require_downloads(link)
+    size = download_variant(link, request.args.get("size")).query
     totals = gallery.album_totals(link.album_id)
     html = render_template(
         "share/prepare.html",
@@ -39,10 +40,10 @@ def prepare_page(token: str) -> Response:
         album=link.album,
         totals=totals,
         email_enabled=notify.enabled(),
-        prepare_url=url_for("share_api.prepare_download", token=token),
+        prepare_url=url_for("share_api.prepare_download", token=token, **size),
         status_url=url_for("share_api.download_status", token=token, job_id="job")[: -len("job")],
         gallery_url=url_for("share.gallery", token=token),
-        direct_url=url_for("share_api.download_all", token=token),
+        direct_url=url_for("share_api.download_all", token=token, **size),
     )
     return Response(html, headers=PAGE_HEADERS, mimetype="text/html")  # werkzeug's default is text/plain
 
