@@ -3,6 +3,7 @@ the readers that check a download: GPS, XMP, pixels and a JPEG's compressed scan
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -55,7 +56,9 @@ def located_image(fmt: str = "JPEG", size: tuple[int, int] = (96, 64), *, noise:
     return out.getvalue()
 
 
+@functools.cache
 def srgb_profile() -> bytes:
+    """An sRGB ICC profile, the same bytes on every call (littleCMS stamps each new one with the time)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
