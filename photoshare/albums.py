@@ -189,13 +189,13 @@ def ready(photos: list[Photo], variant: Variant) -> list[Photo]:
     return photos
 
 
-def ensure_clean(photo: Photo) -> None:
+def ensure_clean(photo: Photo, storage: Storage | None = None) -> None:
     """Check an older photo for a location and make its location-free copy, once across workers."""
     lock = Path(current_app.config["LOCK_DIR"]) / f"clean-{photo.rendition_name}.lock"
     with one_maker(lock, RENDITION_WAIT_SECONDS):
         db.session.refresh(photo)
         if photo.has_location is None:
-            storage = get_storage()
+            storage = storage or get_storage()
             with storage.open(photo_key(photo)) as original, _seekable(original) as seekable:
                 make_clean(storage, photo, seekable, current_app.config["TEMP_DIR"])
             db.session.commit()
@@ -280,12 +280,15 @@ def ensure_renditions(photo: Photo, storage: Storage | None = None) -> bool:
 
 
 def make_missing_renditions(storage: Storage, echo: Callable[[str], None]) -> int:
-    """Make every photo's missing thumbnail and view in `storage`, one photo at a time; a photo whose original
-    cannot be read is reported through `echo` (its visitors get a 404). Returns how many got theirs made."""
+    """Make every photo's missing thumbnail, view and large download in `storage`, and check it for a
+    location (making its location-free copy), one photo at a time; a photo whose original cannot be read is
+    reported through `echo` (its visitors get a 404). Returns how many got renditions made."""
     made = 0
     for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
         try:
             made += ensure_renditions(photo, storage)
+            if photo.has_location is None:
+                ensure_clean(photo, storage)
         except (FileNotFoundError, InvalidImage) as exc:
             echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
     return made

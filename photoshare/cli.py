@@ -189,8 +189,8 @@ def create_share_command(
 @click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
 @with_appcontext
 def storage_migrate_command(backend: str) -> None:
-    """Make older photos' missing thumbnails and views, then copy every local file (originals, thumbnails,
-    views) into the bucket, verified; safe to run again."""
+    """Make older photos' missing thumbnails, views, large downloads and location-free copies, then copy every
+    local file (originals and all those) into the bucket, verified; safe to run again."""
     config = current_app.config
     try:
         target = S3Storage.from_config(config, backend)
