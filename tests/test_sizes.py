@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zlib
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from photoshare.extensions import db
 from photoshare.models import Album, Photo
 from photoshare.sizes import LARGE, Variant, clean_key, large_key, large_name
 from photoshare.storage import get_storage
-from tests.conftest import make_jpeg
+from tests.conftest import login, make_jpeg
 from tests.location_support import gps_of, located_image
 
 
@@ -82,3 +83,32 @@ def test_make_renditions_gives_older_photos_their_large_jpeg_and_clean_copy(app,
 def test_large_names_keep_jpegs_and_rename_the_rest():
     assert [large_name(n) for n in ("IMG_1.png", "a.JPG", "b.jpeg", "c.webp", "d")] == [
         "IMG_1.jpg", "a.JPG", "b.jpeg", "c.jpg", "d.jpg"]
+
+
+def test_the_owner_form_removes_location_by_default_and_can_cap_a_link_at_web_size(app, client, owner, make_album):
+    from tests.test_owner_shares import create_link, links
+
+    album_id = make_album(count=1)
+    login(client)
+    form = client.get(f"/albums/{album_id}/shares").get_data(as_text=True)
+    assert re.search(r'<input checked id="strip_location" name="strip_location" type="checkbox"', form)
+    assert re.search(r'<input id="web_size_only" name="web_size_only" type="checkbox"', form)
+    assert "Remove location from downloads" in form and "Web-size downloads only" in form
+    create_link(client, album_id, strip_location="y")
+    create_link(client, album_id, web_size_only="y")  # a browser sends no field for an unticked box
+    newest_first = [(link.strip_location, link.web_size_only) for link in links(app, album_id)]
+    assert sorted(newest_first) == [(False, True), (True, False)]
+    html = client.get(f"/albums/{album_id}/shares").get_data(as_text=True)
+    assert "Web size only" in html and "Location removed" in html and "Location kept" in html
+
+
+def test_the_gallery_says_when_the_location_is_removed_and_when_downloads_are_web_size(app, client, make_album,
+                                                                                        make_share):
+    album_id = make_album(count=2)
+    removed = client.get(f"/s/{make_share(album_id)}").get_data(as_text=True)
+    kept = client.get(f"/s/{make_share(album_id, strip_location=False)}").get_data(as_text=True)
+    capped = client.get(f"/s/{make_share(album_id, web_size_only=True)}").get_data(as_text=True)
+    assert "Location removed" in removed and "Location removed" not in kept
+    assert 'data-size-choice="large"' in removed and "Web size" in removed  # beside "Download all"
+    assert "Downloads are web size" in capped and "size=original" not in capped
+    assert capped.count('data-size-choice="large"') == 1 and "data-download-large" not in capped

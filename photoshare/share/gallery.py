@@ -25,6 +25,16 @@ _UNITS = ("KB", "MB", "GB", "TB")
 class AlbumTotals:
     photo_count: int
     total_bytes: int
+    large_bytes: int = 0  # of the web-size JPEGs made so far (an older photo's is made on its first download)
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """One size a download is offered in (the gallery's `size_choice` macro): its URL and its bytes."""
+
+    size: str
+    url: str
+    nbytes: int
 
 
 @dataclass(frozen=True)
@@ -57,10 +67,11 @@ class PhotoPage:
 
 
 def album_totals(album_id: int) -> AlbumTotals:
-    count, total = db.session.execute(
-        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0)).where(Photo.album_id == album_id)
+    count, total, large = db.session.execute(
+        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0),
+                  func.coalesce(func.sum(Photo.large_size), 0)).where(Photo.album_id == album_id)
     ).one()
-    return AlbumTotals(int(count), int(total))
+    return AlbumTotals(int(count), int(total), int(large))
 
 
 def photo_page(album_id: int, number: int, per_page: int, total: int) -> PhotoPage:

@@ -21,6 +21,7 @@ from ..access import (
 from ..errors import error_response, wants_json
 from ..jobs import needs_preparation
 from ..models import ShareLink, increment, utcnow
+from ..sizes import LARGE, ORIGINAL
 from . import gallery, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -45,6 +46,7 @@ def gallery_page(token: str) -> Response:
         totals=totals,
         page=page,
         download_all_url=download_all_url(token, totals),
+        all_sizes=download_all_sizes(link, totals),
         expires_in=gallery.time_left(link.expires_at, utcnow()) if link.expires_at else None,
         **_tile_context(link),
     )
@@ -101,15 +103,24 @@ def password_form(exc: PasswordRequired | WrongPassword) -> Response:
     return Response(html, status=exc.status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
 
 
-def download_photo_url(token: str, photo_id: int) -> str:
-    return url_for("share_api.download_photo", token=token, photo_id=photo_id)
+def download_photo_url(token: str, photo_id: int, size: str | None = None) -> str:
+    return url_for("share_api.download_photo", token=token, photo_id=photo_id, size=size)
 
 
-def download_all_url(token: str, totals: gallery.AlbumTotals) -> str:
+def download_all_url(token: str, totals: gallery.AlbumTotals, size: str | None = None) -> str:
     """The ZIP itself, or for a large album the page that prepares it with a progress bar."""
     if needs_preparation(totals.photo_count, totals.total_bytes):
-        return url_for("share.prepare_page", token=token)
-    return url_for("share_api.download_all", token=token)
+        return url_for("share.prepare_page", token=token, size=size)
+    return url_for("share_api.download_all", token=token, size=size)
+
+
+def download_all_sizes(link: ShareLink, totals: gallery.AlbumTotals) -> list[gallery.SizeChoice]:
+    """"Download all" in every size the link allows, the default first: web size alone on a "web-size only"
+    link."""
+    large = gallery.SizeChoice(LARGE, download_all_url(link.token, totals, LARGE), totals.large_bytes)
+    if link.web_size_only:
+        return [large]
+    return [gallery.SizeChoice(ORIGINAL, download_all_url(link.token, totals), totals.total_bytes), large]
 
 
 def _tile_context(link: ShareLink) -> dict[str, object]:
@@ -118,11 +129,14 @@ def _tile_context(link: ShareLink) -> dict[str, object]:
     return {
         "token": link.token,
         "downloads_allowed": link.downloads_allowed,
+        "web_size_only": link.web_size_only,
         "thumb_size": config["THUMBNAIL_SIZE"],
         "view_size": config["VIEW_SIZE"],
         "rendition_box": gallery.rendition_box,
         "tile_ratio_class": gallery.tile_ratio_class,
-        "download_url": download_photo_url,
+        # The tile's own download is the link's default size; the viewer offers web size beside it.
+        "download_url": lambda token, photo_id, size=LARGE if link.web_size_only else None: download_photo_url(
+            token, photo_id, size),
         "thumb_src": lambda photo: delivery.thumbnail_src(link, photo),  # on the CDN when there is one
         "view_href": lambda photo: delivery.view_href(link, photo),
     }
