@@ -142,7 +142,10 @@ class DownloadJob(db.Model):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: it is what visitors poll with
     album_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: jobs outlive deleted albums
-    album_version: Mapped[str] = mapped_column(String(64))
+    album_version: Mapped[str] = mapped_column(String(64))  # the digest of the plan it builds (sizes.Variant)
+    # Which archive of the album: "original", "large", "original-clean" (sizes.Variant.key); its plan's digest is
+    # `album_version`, so each variant is its own job, cache file and signed link.
+    variant: Mapped[str] = mapped_column(String(16), default="original", server_default="original")
     # "album_id:version" while the job can still be joined (queued, processing, ready), NULL once it is over.
     # Unique, so concurrent prepares of one album version insert exactly one row: the lock is the database's.
     active_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)

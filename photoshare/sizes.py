@@ -40,6 +40,16 @@ class Variant:
     strip_location: bool = False
 
     @property
+    def key(self) -> str:
+        """The variant's name in a job row: "original", "large" or "original-clean" (web size has no location)."""
+        return LARGE if self.size == LARGE else ORIGINAL + ("-clean" if self.strip_location else "")
+
+    @classmethod
+    def from_key(cls, key: str) -> Variant:
+        size, _, clean = key.partition("-")
+        return cls(LARGE if size == LARGE else ORIGINAL, strip_location=bool(clean) or size == LARGE)
+
+    @property
     def query(self) -> dict[str, str]:
         """The download URL's parameters that name this size (the location follows the share itself)."""
         return {} if self.size == ORIGINAL else {"size": self.size}

@@ -199,15 +199,6 @@ def test_web_size_archive_resumes_with_curl_C(site, tmp_path):
     assert _wait_empty(site)
 
 
-def test_prepare_download_of_web_size_answers_with_the_direct_archive(site):
-    token = site.share()
-    response = requests.post(f"{site.server.url}/api/share/{token}/prepare-download", params={"size": "large"},
-                             timeout=30)
-    assert response.status_code == 200
-    body = response.json()
-    assert body["status"] == "ready" and body["download_url"].endswith(f"/api/share/{token}/download-all?size=large")
-
-
 # ---- location removed ---------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """sizes: photos' large rendition and location-free copy (size, sha256, CRC-32), share links' size cap and
-location removal
+location removal, prepared jobs' variant
 
 Revision ID: c5d1a8e3f9b2
 Revises: a7c3e9d1f2b4
@@ -32,8 +32,15 @@ def upgrade():
         batch_op.add_column(sa.Column('web_size_only', sa.Boolean(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('strip_location', sa.Boolean(), server_default='0', nullable=False))
 
+    # A prepared archive is one variant of the album (its version is that variant's plan digest).
+    with op.batch_alter_table('download_jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('variant', sa.String(length=16), server_default='original', nullable=False))
+
 
 def downgrade():
+    with op.batch_alter_table('download_jobs', schema=None) as batch_op:
+        batch_op.drop_column('variant')
+
     with op.batch_alter_table('share_links', schema=None) as batch_op:
         batch_op.drop_column('strip_location')
         batch_op.drop_column('web_size_only')

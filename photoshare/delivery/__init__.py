@@ -121,7 +121,12 @@ def send_album(
     Another `variant` (large, or location removed from photos that have one) is its own archive, version and
     ETag (the digest of its plan): always the shared temp archive, built while it is read."""
     entries = archive_plan(album, variant)
-    if variant != ORIGINAL_VARIANT and archive_digest(entries) != album.version:
+    version = archive_digest(entries) if variant != ORIGINAL_VARIANT else album.version
+    if version != album.version:
+        prepared_variant = find_version(album.id, version)
+        if prepared_variant is not None:
+            return send_prepared(prepared_variant, album, environ=environ, download_name=download_name,
+                                 on_close=on_close, version=version)
         config = current_app.config
         return archive_files.archive_response(
             entries, download_name=download_name, environ=environ, temp_dir=config["TEMP_DIR"],
@@ -147,10 +152,12 @@ def send_album(
 
 
 def send_prepared(
-    prepared: Prepared, album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None
+    prepared: Prepared, album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None = None,
+    version: str | None = None,
 ) -> Response:
     """A prepared archive as a resumable download, validators exactly as the temp archive's (the ETag is the
-    album version's). The response owns the file and its shared lock until the server closes it.
+    `version`'s: the album's, or a variant's such as web size). The response owns the file and its shared lock
+    until the server closes it.
 
     An archive in the bucket is a 302 to a presigned URL instead (its lifetime is `prepared.url_seconds`),
     counted as `redirects.hand_over` says; Range and resume then go to the store."""
@@ -163,7 +170,7 @@ def send_prepared(
         environ=environ,
         download_name=download_name,
         mimetype="application/zip",
-        etag=archive_files.archive_etag(album.version),
+        etag=archive_files.archive_etag(version or album.version),
         last_modified=album.updated_at,
         size=prepared.size,
         on_close=on_close,
@@ -177,6 +184,13 @@ def find_prepared(album: Album) -> Prepared | None:
     if bucket.in_bucket():
         return bucket.find_fresh(album.id, album.version)
     return cache.cached_archive(album)
+
+
+def find_version(album_id: int, version: str) -> Prepared | None:
+    """The prepared ZIP of this version of the album's archives (a variant's: web size, location removed)."""
+    if bucket.in_bucket():
+        return bucket.find_fresh(album_id, version)
+    return cache.open_cached(album_id, version)
 
 
 def open_for_link(grant: links.Grant) -> Prepared | None:

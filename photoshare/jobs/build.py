@@ -20,7 +20,9 @@ from .. import albums
 from ..archive import ArchiveSourceError, write_archive
 from ..delivery import bucket, cache
 from ..extensions import db
+from ..images import InvalidImage
 from ..models import Album
+from ..sizes import Variant
 from ..storage import StorageError, get_storage
 from . import notify, store
 from .current import get_runner
@@ -39,7 +41,8 @@ def run_build(job_id: str) -> None:
         return
     job = store.get(job_id)
     album = db.session.get(Album, job.album_id, populate_existing=True) if job else None
-    if job is None or album is None or album.version != job.album_version:
+    variant = Variant.from_key(job.variant) if job else None
+    if job is None or album is None or variant is None or _version(album, variant) != job.album_version:
         store.fail(job_id, store.ALBUM_CHANGED)
         return
     stale = current_app.config["JOB_STALE_SECONDS"]
@@ -49,7 +52,7 @@ def run_build(job_id: str) -> None:
         store.fail(job_id, store.BUSY)
         return
     try:
-        _build_locked(job_id, album, job.album_version, lock.extend)
+        _build_locked(job_id, album, job.album_version, variant, lock.extend)
     finally:
         lock.release()
     job = store.get(job_id)
@@ -57,7 +60,15 @@ def run_build(job_id: str) -> None:
         notify.send_for_job(job_id)
 
 
-def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[], None]) -> None:
+def _version(album: Album, variant: Variant) -> str:
+    """The version the album's archive in `variant` has now (making older photos' files first, once)."""
+    try:
+        return albums.variant_version(album, variant)
+    except (FileNotFoundError, InvalidImage, StorageError):
+        return ""  # a photo's file cannot be made: not this job's version (it fails as the album changed)
+
+
+def _build_locked(job_id: str, album: Album, version: str, variant: Variant, keep_lock: Callable[[], None]) -> None:
     in_bucket = bucket.in_bucket()
     target = cache.archive_path(album.id, version)
     try:
@@ -70,7 +81,7 @@ def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[
         # A build that was declared dead finished after all: no need to build again.
         store.finish(job_id, existing.size if existing is not None else target.stat().st_size)
         return
-    entries = albums.archive_plan(album)
+    entries = albums.archive_plan(album, variant)
     if not store.start(job_id, sum(entry.size for entry in entries)):
         return
     partial = cache.partial_path(job_id)
@@ -110,7 +121,7 @@ def _build_locked(job_id: str, album: Album, version: str, keep_lock: Callable[[
         partial.unlink(missing_ok=True)
     log.info("job %s built album %s (%d bytes) in %.1f s", job_id, album.id, size, time.monotonic() - started)
     if not store.finish(job_id, size):
-        _drop_if_outdated(album.id, version)
+        _drop_if_outdated(album.id, version, variant)
 
 
 class _Reporter:
@@ -134,10 +145,10 @@ class _Reporter:
         self.on_beat()
 
 
-def _drop_if_outdated(album_id: int, version: str) -> None:
+def _drop_if_outdated(album_id: int, version: str, variant: Variant) -> None:
     """The album changed while we renamed the archive into place: an old version must not linger."""
     album = db.session.get(Album, album_id, populate_existing=True)
-    if album is None or album.version != version:
+    if album is None or _version(album, variant) != version:
         # In a bucket nothing can tell whether it is in use: the sweeper removes it in time (bucket.py).
         cache.remove_if_idle(cache.archive_path(album_id, version))
 

@@ -14,11 +14,13 @@ from flask import current_app
 
 from .. import delivery
 from ..access import find_share, require_downloads
-from ..albums import EMPTY_VERSION, EmptyAlbum
+from ..albums import EMPTY_VERSION, ORIGINAL_VARIANT, EmptyAlbum, variant_version
 from ..delivery import cache, links
 from ..errors import AppError, NotFound
 from ..extensions import db
+from ..images import InvalidImage
 from ..models import Album, DownloadJob, ShareLink
+from ..sizes import LARGE, ORIGINAL, Variant
 from . import notify, store
 from .current import get_runner
 from .sweep import fail_if_stuck, resend_if_orphaned
@@ -67,19 +69,22 @@ def needs_preparation(photo_count: int, total_bytes: int) -> bool:
     return bool(photos and photo_count > photos) or bool(megabytes and total_bytes > megabytes * 1024 * 1024)
 
 
-def prepare(link: ShareLink, *, email: str | None = None) -> JobView:
-    """Join the album version's job or start one; ready at once when its archive is already cached.
+def prepare(link: ShareLink, *, email: str | None = None, variant: Variant = ORIGINAL_VARIANT) -> JobView:
+    """Join the job of the album version in `variant` (web size, location removed: a version of its own, the
+    digest of its plan) or start one; ready at once when its archive is already cached.
 
     Raises JobsUnavailable (503) when the job cannot be handed to a worker (broker down).
     """
     album = link.album
     if album.version == EMPTY_VERSION:
         raise EmptyAlbum()
+    version = variant_version(album, variant)
+    key = ORIGINAL_VARIANT.key if version == album.version else variant.key  # the very same bytes: one job
     runner = get_runner()
     runner.ensure_started()
     for _attempt in range(3):
-        size = delivery.prepared_size(album.id, album.version)
-        job, created = store.create_or_join(album.id, album.version, ready_size=size)
+        size = delivery.prepared_size(album.id, version)
+        job, created = store.create_or_join(album.id, version, ready_size=size, variant=key)
         if _settle(job):
             break
     else:
@@ -150,7 +155,7 @@ def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
     album = share.album
     if album.id != grant.album_id:
         raise links.LinkInvalid()
-    if album.version != grant.version:
+    if grant.version not in share_versions(album, share):
         raise links.LinkGone(
             "The album has changed since this link was made, so it no longer matches. Prepare the download again "
             "to get every photo as it is now.",
@@ -165,3 +170,16 @@ def open_prepared(token: str) -> tuple[ShareLink, Album, delivery.Prepared]:
             share_id=share.id,
         )
     return share, album, cached
+
+
+def share_versions(album: Album, share: ShareLink) -> set[str]:
+    """The versions of the album's archives this share may download now (each size it allows, its location
+    rule): a signed link to any other version is outdated, or was made for another share's files."""
+    sizes = [LARGE] if share.web_size_only else [ORIGINAL, LARGE]
+    versions = set()
+    for size in sizes:
+        try:
+            versions.add(variant_version(album, Variant(size, strip_location=share.strip_location)))
+        except (FileNotFoundError, InvalidImage):  # that size cannot be made now: no link to it is current
+            continue
+    return versions

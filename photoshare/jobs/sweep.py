@@ -120,9 +120,10 @@ def _sweep_archives(report: SweepReport) -> None:
     entries = cache.entries()
     ids = {entry.album_id for entry in entries}
     current = dict(db.session.execute(db.select(Album.id, Album.version).where(Album.id.in_(ids))).all()) if ids else {}
+    variants = store.ready_versions(ids)  # web size, location removed: their own versions
     cutoff, kept = cache.expires_before(), []
     for entry in entries:
-        if current.get(entry.album_id) != entry.version:
+        if current.get(entry.album_id) != entry.version and (entry.album_id, entry.version) not in variants:
             reason = "outdated"
         elif entry.used_at < cutoff:
             reason = "expired"

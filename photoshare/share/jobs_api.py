@@ -5,10 +5,10 @@ Same password rules as every share endpoint (`visitor_share`); the logic is in `
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request, url_for
+from flask import current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from .. import albums, jobs
+from .. import jobs
 from ..access import download_variant, require_downloads
 from ..extensions import limiter
 from ..jobs import notify
@@ -43,13 +43,9 @@ def prepare_download(token: str) -> Response:
     link = visitor_share(token)
     require_downloads(link)
     variant = download_variant(link, request.args.get("size"))
-    if albums.variant_version(link.album, variant) != link.album.version:
-        # Web size, or location removed from photos that have one: built while it is sent, never prepared.
-        url = current_app.config["BASE_URL"] + url_for("share_api.download_all", token=token, **variant.query)
-        return _json({"job_id": None, "status": "ready", "progress": 100, "download_url": url})
     raw_email = requested_email()
     email = notify.normalize_address(raw_email) if raw_email else None
-    job = jobs.prepare(link, email=email)
+    job = jobs.prepare(link, email=email, variant=variant)
     return _json(job.to_json(), 200 if job.status == "ready" else 202)
 
 

@@ -56,7 +56,8 @@ def prepared_download(signed: str) -> Response:
     except links.LinkGone as exc:
         return _link_gone(exc)
     return delivery.send_prepared(
-        cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=count_download(share)
+        cached, album, environ=request.environ, download_name=archive_name(album.title), on_close=count_download(share),
+        version=links.load(signed).version,  # the album's, or a variant's (web size, location removed)
     )
 
 
