@@ -36,7 +36,6 @@ from photoshare.access import create_share_link  # noqa: E402
 from photoshare.auth import create_user  # noqa: E402
 from photoshare.extensions import db  # noqa: E402
 from photoshare.images import Rendition, render  # noqa: E402
-from photoshare.models import Album  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 from tests.location_support import XMP_PLACE, location_exif  # noqa: E402
 
@@ -97,12 +96,11 @@ def bench_archives(instance: Path, photos: int, photo: bytes) -> None:
             albums.add_photo(album, f"IMG_{index:04d}.jpg", io.BytesIO(data), commit=False)
         albums.refresh_version(album)
         token = create_share_link(album).token  # removes the location
+        kept = create_share_link(album, strip_location=False).token
     server = LiveServer(instance, env={"RATELIMIT_ENABLED": "false"}, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
     try:
         base = f"{server.url}/api/share/{token}/download-all"
         kinds = {"original (location removed)": base, "web size": f"{base}?size=large"}
-        with app.app_context():
-            kept = create_share_link(db.session.get(Album, album.id), strip_location=False).token
         kinds = {"original, location kept": f"{server.url}/api/share/{kept}/download-all", **kinds}
         results = {}
         for name, url in kinds.items():
