@@ -46,7 +46,7 @@ def test_download_all_and_the_viewer_offer_web_size_with_its_size(app, site, new
     page = new_context("desktop").new_page()
     page.goto(site.share(site.open_token))
     original = page.get_by_role("link", name=re.compile(r"Download all \(5 photos, [\d.]+ KB\)"))
-    web = page.get_by_role("link", name=re.compile(r"Download all in web size \([\d.]+ (bytes|KB)\)"))
+    web = page.get_by_role("link", name=re.compile(r"Web size of every photo \([\d.]+ (bytes|KB)\)"))
     expect(original).to_be_visible()
     expect(web).to_be_visible()
     expect(web).to_contain_text(re.compile(r"Web size \([\d.]+ KB\)"))
@@ -61,7 +61,7 @@ def test_download_all_and_the_viewer_offer_web_size_with_its_size(app, site, new
 
     page.get_by_role("link", name="IMG_0002.jpg", exact=True).click()
     viewer = page.get_by_role("dialog")
-    web_photo = viewer.get_by_role("link", name=re.compile(r"Download IMG_0002\.jpg in web size \([\d.]+ (bytes|KB)\)"))
+    web_photo = viewer.get_by_role("link", name=re.compile(r"Web size of IMG_0002\.jpg \([\d.]+ (bytes|KB)\)"))
     expect(web_photo).to_be_visible()
     expect(viewer.get_by_role("link", name="Save to Photos")).to_be_hidden()  # for phones
     screenshot(page, "sizes-viewer-desktop", full_page=False)
