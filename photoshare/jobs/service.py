@@ -83,12 +83,15 @@ def prepare(link: ShareLink, *, plan: ArchivePlan | None = None, email: str | No
         raise EmptyAlbum()
     plan = plan or plans.album_plan(album)
     version = plan.version
+    key = plan.variant.key
+    if plan.variant.size == ORIGINAL and plan.variant.strip_location and version == plans.resolve(album, plan.ref).version:
+        key = ORIGINAL  # no photo of it has a location: the very same bytes as the originals, one job
     runner = get_runner()
     runner.ensure_started()
     for _attempt in range(3):
         size = delivery.prepared_size(album.id, version)
         job, created = store.create_or_join(album.id, version, ready_size=size, plan_ref=plan.ref,
-                                            variant=plan.variant.key)
+                                            variant=key)
         if _settle(job):
             break
     else:
