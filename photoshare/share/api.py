@@ -18,7 +18,7 @@ from flask import current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from .. import albums, delivery, plans
+from .. import albums, delivery
 from ..access import download_variant, require_downloads
 from ..errors import AppError
 from ..extensions import limiter
@@ -115,8 +115,7 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
                                            size=LARGE if link.web_size_only else None),
         # The same archive in parts of at most ARCHIVE_PART_MB (in the link's default size), listed only when
         # there is more than one.
-        "archives": archives.archives_json(token, plans.album_plan(album, download_variant(link, None)))
-        if photos else [],
+        "archives": archives.archives_json(token, listed) if photos and (listed := archives.listed_plan(link)) else [],
         "photos": photos,
     }
 

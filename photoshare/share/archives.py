@@ -15,9 +15,11 @@ from ..albums import ORIGINAL_VARIANT
 from ..archive import archive_name
 from ..errors import AppError
 from ..i18n import download_name_for_part, download_name_for_selection
+from ..images import InvalidImage
 from ..models import Album, ShareLink
 from ..plans import ArchivePlan
-from ..sizes import Variant
+from ..sizes import ORIGINAL, Variant, is_ready
+from ..storage import StorageError
 
 PART = re.compile(r"^[0-9]{1,6}$")
 
@@ -80,6 +82,20 @@ def archives_json(token: str, plan: ArchivePlan) -> list[dict[str, Any]]:
          "download_url": download_url(token, part)}
         for part in plans.parts_of(plan)
     ]
+
+
+def listed_plan(link: ShareLink) -> ArchivePlan | None:
+    """The album's plan in the link's default size, whose parts the gallery and the album JSON list (None when a
+    photo's web-size file cannot be made now). Photos not yet checked for a location are not read for a list:
+    their location-free copies are the originals patched in place at the same length, so the originals' plan
+    has the same parts."""
+    variant = download_variant(link, None)
+    if variant.size == ORIGINAL and not all(is_ready(photo, variant) for photo in link.album.photos):
+        variant = ORIGINAL_VARIANT
+    try:
+        return plans.album_plan(link.album, variant)
+    except (FileNotFoundError, InvalidImage, StorageError):
+        return None
 
 
 def plan_args() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from ..i18n import time_left
 from ..jobs import needs_preparation
 from ..models import ShareLink, utcnow
 from ..sizes import LARGE, ORIGINAL
-from . import download_gate, gallery, pages_bp, record_visit, visitor_share
+from . import archives, download_gate, gallery, pages_bp, record_visit, visitor_share
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -135,13 +135,16 @@ def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str
     limit = plans.part_limit()
     if not link.downloads_allowed or limit <= 0 or totals.total_bytes + totals.photo_count * PART_ENTRY_MAX < limit:
         return []
-    variant = download_variant(link, None)  # the link's default size: web size on a "web-size only" link
+    whole = archives.listed_plan(link)  # the link's default size: web size on a "web-size only" link
+    if whole is None:
+        return []
+    variant = download_variant(link, None)
     return [
         {"part": part.part, "parts": part.parts, "photo_count": part.photo_count, "size": part.size,
          "url": url_for("share.prepare_page", token=link.token, part=part.part, **variant.query)
          if needs_preparation(part.photo_count, part.photo_bytes)
          else url_for("share_api.download_all", token=link.token, part=part.part, **variant.query)}
-        for part in plans.parts_of(plans.album_plan(link.album, variant))
+        for part in plans.parts_of(whole)
     ]
 
 
