@@ -23,6 +23,7 @@ from .errors import AppError, NotFound
 from .extensions import db
 from .i18n import supported, use_share_language
 from .models import Album, ShareLink
+from .sizes import LARGE, ORIGINAL, SIZES, Variant
 
 ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
 TOKEN_BYTES = 24  # 192 bits; the URL form is 32 characters
@@ -48,6 +49,16 @@ class DownloadsDisabled(AppError):
     status, error, message = 403, "downloads_disabled", _l("The owner has not allowed downloads from this link.")
 
 
+class BadSize(AppError):
+    status, error = 400, "bad_size"
+    message = _l("The size must be “original” or “large”.")
+
+
+class OriginalsRefused(AppError):
+    status, error = 403, "web_size_only"
+    message = _l("This link allows web-size downloads only (size=large), not the original files.")
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
@@ -68,6 +79,8 @@ def create_share_link(
     max_album_downloads: int | None = None,
     max_photo_downloads: int | None = None,
     language: str | None = None,
+    web_size_only: bool = False,
+    strip_location: bool = True,
 ) -> ShareLink:
     """A new link with the owner's rules (download_rules.py enforces the PIN, e-mail and limits); `language` (one
     of i18n.LANGUAGES) fixes the language of its pages, None leaves it to visitors. ValueError for a PIN that is
@@ -85,6 +98,8 @@ def create_share_link(
         max_album_downloads=max_album_downloads,
         max_photo_downloads=max_photo_downloads,
         language=supported(language),
+        web_size_only=web_size_only,
+        strip_location=strip_location,
     )
     db.session.add(link)
     db.session.commit()
@@ -145,6 +160,19 @@ def open_share(
 def require_downloads(link: ShareLink) -> None:
     if not link.downloads_allowed:
         raise DownloadsDisabled()
+
+
+def download_variant(link: ShareLink, size: str | None) -> Variant:
+    """What this share's download of `size` (`?size=`, None: the largest the link allows) holds: BadSize (400)
+    for an unknown size, OriginalsRefused (403) for originals on a "web-size only" link; the location goes
+    when the link says so."""
+    if size is None:
+        size = LARGE if link.web_size_only else ORIGINAL
+    if size not in SIZES:
+        raise BadSize()
+    if size == ORIGINAL and link.web_size_only:
+        raise OriginalsRefused()
+    return Variant(size, strip_location=link.strip_location)
 
 
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:

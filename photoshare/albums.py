@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+import shutil
+import tempfile
 import uuid
 import zlib
 from collections.abc import Callable
@@ -26,13 +28,26 @@ from .extensions import db
 from .images import EXTENSIONS, InvalidImage, Rendition, render
 from .models import ActivityDay, ActivityEvent, Album, Photo, User, utcnow
 from .names import album_title, photo_name
-from .renditions import Limits, Target, make_missing
+from .renditions import Limits, Target, make_missing, one_maker
+from .sizes import (
+    LARGE,
+    SPOOL_BYTES,
+    Variant,
+    clean_key,
+    digest,
+    is_ready,
+    large_key,
+    make_clean,
+    record_large,
+    source_of,
+)
 from .storage import Storage, get_storage
 
 _signals = Namespace()
 # Sent after a change to an album's archive is committed, with album_id= and old_version=: caches listen.
 album_changed = _signals.signal("album-changed")
 EMPTY_VERSION = "empty"
+ORIGINAL_VARIANT = Variant()
 HASH_CHUNK = 1024 * 1024
 RENDITION_WAIT_SECONDS = 60  # a visitor waits this long for another request's making of a missing view
 
@@ -87,7 +102,8 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
         raise InvalidImage(_("the file is empty"))
     source.seek(0)
     limits = rendition_limits()
-    info, (view, thumbnail) = render(source, _renditions(), max_pixels=limits.max_pixels, budget=limits.budget)
+    info, (view, thumbnail, large) = render(source, _renditions(), max_pixels=limits.max_pixels,
+                                            budget=limits.budget)
     photo = Photo(
         position=_next_position(album),
         original_filename=photo_name(filename, fallback="photo" + EXTENSIONS[info.content_type]),
@@ -102,12 +118,15 @@ def add_photo(album: Album, filename: str, source: BinaryIO, *, commit: bool = T
         taken_at=info.taken_at,
         uploaded_at=utcnow().replace(microsecond=0),
     )
+    record_large(photo, digest(io.BytesIO(large)))
     storage = get_storage()
     try:
         source.seek(0)
         storage.save(photo_key(photo), source)
         storage.save(view_key(photo), io.BytesIO(view))
         storage.save(thumbnail_key(photo), io.BytesIO(thumbnail))
+        storage.save(large_key(photo), io.BytesIO(large))
+        make_clean(storage, photo, source, current_app.config["TEMP_DIR"])
         album.photos.append(photo)
         if commit:
             refresh_version(album)
@@ -145,11 +164,45 @@ def refresh_version(album: Album) -> None:
         album_changed.send(current_app._get_current_object(), album_id=album.id, old_version=old_version)
 
 
-def archive_plan(album: Album) -> list[ArchiveEntry]:
-    """The entries of the album's "Download all" archive, in album order."""
-    return plan_archive(
-        [(p.original_filename, photo_key(p), p.size, p.sha256, p.archive_time, p.crc32) for p in album.photos]
-    )
+def archive_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> list[ArchiveEntry]:
+    """The entries of the album's "Download all" archive in `variant` (size, location removed), in album
+    order; the photos' large or location-free files are made first where an older photo lacks them."""
+    photos = ready(album.photos, variant)
+    sources = [(p, source_of(p, variant, photo_key(p))) for p in photos]
+    return plan_archive([(s.filename, s.key, s.size, s.sha256, p.archive_time, s.crc32) for p, s in sources])
+
+
+def variant_version(album: Album, variant: Variant) -> str:
+    """The version (archive digest) of the album's archive in `variant`: the album's own when that archive
+    is the very same bytes (originals, or no photo with a location to remove)."""
+    if variant == ORIGINAL_VARIANT or album.version == EMPTY_VERSION:
+        return album.version
+    return archive_digest(archive_plan(album, variant))
+
+
+def ready(photos: list[Photo], variant: Variant) -> list[Photo]:
+    """`photos`, each with its file in `variant` made and recorded (older photos: once, under the per-photo
+    lock, so parallel requests wait for one maker). Raises what `ensure_renditions` raises."""
+    for photo in photos:
+        if is_ready(photo, variant):
+            continue
+        if variant.size == LARGE:
+            ensure_renditions(photo)
+        else:
+            ensure_clean(photo)
+    return photos
+
+
+def ensure_clean(photo: Photo, storage: Storage | None = None) -> None:
+    """Check an older photo for a location and make its location-free copy, once across workers."""
+    lock = Path(current_app.config["LOCK_DIR"]) / f"clean-{photo.rendition_name}.lock"
+    with one_maker(lock, RENDITION_WAIT_SECONDS):
+        db.session.refresh(photo)
+        if photo.has_location is None:
+            storage = storage or get_storage()
+            with storage.open(photo_key(photo)) as original, _seekable(original) as seekable:
+                make_clean(storage, photo, seekable, current_app.config["TEMP_DIR"])
+            db.session.commit()
 
 
 def photo_key(photo: Photo) -> str:
@@ -172,8 +225,13 @@ def legacy_keys(photo: Photo) -> list[str]:
 
 
 def photo_keys(photo: Photo) -> list[str]:
-    """Every key a photo may own: what deleting it removes."""
-    return [photo_key(photo), thumbnail_key(photo), view_key(photo), *legacy_keys(photo)]
+    """Every key a photo may own: what deleting it removes (its location-free copy only when no other photo
+    has the same original)."""
+    shared = db.session.execute(
+        db.select(Photo.id).where(Photo.sha256 == photo.sha256, Photo.id != photo.id).limit(1)
+    ).first()
+    clean = [clean_key(photo)] if photo.has_location and shared is None else []
+    return [photo_key(photo), thumbnail_key(photo), view_key(photo), large_key(photo), *clean, *legacy_keys(photo)]
 
 
 def rendition_limits() -> Limits:
@@ -207,34 +265,56 @@ def ensure_renditions(photo: Photo, storage: Storage | None = None) -> bool:
     Raises FileNotFoundError (original gone), InvalidImage, and RenditionBusy (503) after waiting
     RENDITION_WAIT_SECONDS for another request's making.
     """
-    view, thumbnail = _renditions()
-    return make_missing(
-        storage or get_storage(),
+    view, thumbnail, large = _renditions()
+    storage = storage or get_storage()
+    made = make_missing(
+        storage,
         photo_key(photo),
-        [Target(view_key(photo), view), Target(thumbnail_key(photo), thumbnail)],
+        [Target(view_key(photo), view), Target(thumbnail_key(photo), thumbnail), Target(large_key(photo), large)],
         rendition_limits(),
         lock=Path(current_app.config["LOCK_DIR"]) / f"rendition-{photo.rendition_name}.lock",
         wait=RENDITION_WAIT_SECONDS,
         stale_keys=legacy_keys(photo),
     )
+    if made or photo.large_sha256 is None:  # the large JPEG's size and CRC, for archives' layouts
+        with storage.open(large_key(photo)) as stored:
+            record_large(photo, digest(stored))
+        db.session.commit()
+    return made
 
 
 def make_missing_renditions(storage: Storage, echo: Callable[[str], None]) -> int:
-    """Make every photo's missing thumbnail and view in `storage`, one photo at a time; a photo whose original
-    cannot be read is reported through `echo` (its visitors get a 404). Returns how many got theirs made."""
+    """Make every photo's missing thumbnail, view and large download in `storage`, and check it for a
+    location (making its location-free copy), one photo at a time; a photo whose original cannot be read is
+    reported through `echo` (its visitors get a 404). Returns how many got renditions made."""
     made = 0
     for photo in db.session.execute(db.select(Photo).order_by(Photo.id)).scalars():
         try:
             made += ensure_renditions(photo, storage)
+            if photo.has_location is None:
+                ensure_clean(photo, storage)
         except (FileNotFoundError, InvalidImage) as exc:
             echo(f"photo {photo.id} ({photo.original_filename}): no thumbnail or view made ({exc})")
     return made
 
 
-def _renditions() -> tuple[Rendition, Rendition]:
-    """The large view and the thumbnail, in that order: one decode makes the view, the thumbnail from it."""
+def _renditions() -> tuple[Rendition, Rendition, Rendition]:
+    """The large view, the thumbnail and the large download, in that order: one decode makes them all (the
+    largest first, each smaller one from it)."""
     config = current_app.config
-    return Rendition(config["VIEW_SIZE"], quality=85), Rendition(config["THUMBNAIL_SIZE"])
+    return (Rendition(config["VIEW_SIZE"], quality=85), Rendition(config["THUMBNAIL_SIZE"]),
+            Rendition(config["LARGE_SIZE"], quality=88, keep_profile=True))
+
+
+def _seekable(stream: BinaryIO) -> BinaryIO:
+    """A store's stream may not seek; the location walker does (it reads headers, skips pixel data)."""
+    try:
+        stream.seek(0)
+        return stream
+    except (AttributeError, OSError, ValueError):
+        copy = tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=current_app.config["TEMP_DIR"])
+        shutil.copyfileobj(stream, copy)
+        return copy  # type: ignore[return-value]
 
 
 def _digest(source: BinaryIO) -> tuple[int, str, int]:

@@ -171,12 +171,14 @@ def make_renditions_command() -> None:
     "--language", type=click.Choice(LANGUAGES), default=None,
     help="The language of the link's pages and e-mails, whatever the visitor's browser says (default: the visitor's).",
 )
+@click.option("--web-size-only", is_flag=True, help="Visitors download LARGE_SIZE JPEGs, never the originals.")
+@click.option("--keep-location", is_flag=True, help="Leave GPS and place names in downloads (removed by default).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"token", "url"}.')
 @with_appcontext
 def create_share_command(
     album_id: int, password: str | None, expires_in: float | None, no_downloads: bool, ask_email: bool,
     download_pin: str | None, max_album_downloads: int | None, max_photo_downloads: int | None, language: str | None,
-    as_json: bool,
+    web_size_only: bool, keep_location: bool, as_json: bool,
 ) -> None:
     """Create a share link for an album and print its URL."""
     if password is not None and not password:
@@ -190,7 +192,7 @@ def create_share_command(
     link = create_share_link(
         album, password=password, expires_at=expires_at, downloads_allowed=not no_downloads, ask_email=ask_email,
         download_pin=download_pin, max_album_downloads=max_album_downloads, max_photo_downloads=max_photo_downloads,
-        language=language,
+        language=language, web_size_only=web_size_only, strip_location=not keep_location,
     )
     if as_json:
         click.echo(json.dumps({"token": link.token, "url": share_url(link.token)}))
@@ -202,8 +204,8 @@ def create_share_command(
 @click.option("--to", "backend", type=click.Choice(["s3", "r2"]), required=True, help="The store to copy into.")
 @with_appcontext
 def storage_migrate_command(backend: str) -> None:
-    """Make older photos' missing thumbnails and views, then copy every local file (originals, thumbnails,
-    views) into the bucket, verified; safe to run again."""
+    """Make older photos' missing thumbnails, views, large downloads and location-free copies, then copy every
+    local file (originals and all those) into the bucket, verified; safe to run again."""
     config = current_app.config
     try:
         target = S3Storage.from_config(config, backend)

@@ -50,6 +50,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "MAX_UPLOAD_MB": (200, int),  # per request; each file is also checked
     "THUMBNAIL_SIZE": (480, int),
     "VIEW_SIZE": (1600, int),  # long side of the large view a visitor opens in the gallery
+    "LARGE_SIZE": (2048, int),  # long side of the "web size" JPEG visitors may download instead of the original
     "MAX_IMAGE_PIXELS": (150_000_000, int),  # bigger images are refused per file, from the header, before decoding
     "IMAGE_DECODE_MB": (300, int),  # decoded pixels one process holds at once; a bigger image decodes alone
     "GALLERY_PAGE_SIZE": (60, int),

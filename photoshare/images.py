@@ -68,6 +68,7 @@ class Rendition:
 
     size: int
     quality: int = 82
+    keep_profile: bool = False  # carry the original's ICC colour profile (the large download: colours as shot)
 
 
 def inspect_image(source: BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
@@ -86,17 +87,31 @@ def render(
     with _open(source, max_pixels) as image:
         info = _info(image)
         orientation = _exif(image).get(_ORIENTATION)
+        profile = image.info.get("icc_profile")
         try:
+            full_size = image.size
             _draft(image, largest)
             with budget.reserve(_decode_cost(image, largest)):
                 picture = _decode_reduced(source, image, largest)
                 jpegs = {}
                 for rendition in sorted(renditions, key=lambda r: r.size, reverse=True):
-                    picture.thumbnail((rendition.size, rendition.size), Image.Resampling.LANCZOS)
-                    jpegs[rendition] = _jpeg(picture, orientation, rendition.quality)
+                    # Each size from the full picture's own proportions (not the larger rendition's, whose
+                    # rounding would move a pixel), as the gallery's width and height attributes say.
+                    box = fitted(full_size, rendition.size)
+                    if box != picture.size and box[0] <= picture.width and box[1] <= picture.height:
+                        picture = picture.resize(box, Image.Resampling.LANCZOS)
+                    jpegs[rendition] = _jpeg(picture, orientation, rendition.quality,
+                                             profile if rendition.keep_profile else None)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
             raise InvalidImage(_("the image is damaged or incomplete")) from None
     return info, [jpegs[rendition] for rendition in renditions]
+
+
+def fitted(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """`size` scaled down (never up) to `long_side`, rounded as the gallery rounds (share/gallery.rendition_box)."""
+    width, height = max(1, size[0]), max(1, size[1])
+    scale = min(1.0, long_side / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def make_thumbnail(source: BinaryIO, size: int, *, quality: int = 82) -> bytes:
@@ -191,16 +206,19 @@ def _smooth_mode(image: Image.Image) -> str:
     return "RGBA" if image.mode in ("PA", "LA") or "transparency" in image.info else "RGB"
 
 
-def _jpeg(picture: Image.Image, orientation: int | None, quality: int) -> bytes:
-    """`picture` turned the way the camera was held, flattened on white, as a progressive JPEG."""
+def _jpeg(picture: Image.Image, orientation: int | None, quality: int, profile: bytes | None = None) -> bytes:
+    """`picture` turned the way the camera was held, flattened on white, as a progressive JPEG; with the ICC
+    `profile` when its pixels are still in the profile's colour space (not converted from CMYK or a palette)."""
     image = picture.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else picture
     if image.mode not in ("RGB", "L"):
+        profile = None if image.mode == "CMYK" else profile
         image = image.convert("RGBA")
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
         image = background
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+    extra = {"icc_profile": profile} if profile else {}
+    image.save(out, "JPEG", quality=quality, optimize=True, progressive=True, **extra)
     return out.getvalue()
 
 

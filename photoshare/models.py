@@ -86,6 +86,17 @@ class Photo(db.Model):
     height: Mapped[int] = mapped_column(Integer)
     taken_at: Mapped[datetime | None] = mapped_column(default=None)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The "web size" JPEG (LARGE_SIZE, `large/<rendition_name>.jpg`): an archive's layout needs its size and
+    # CRC before any byte, like the original's. NULL: not made yet (a photo added before it was).
+    large_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    large_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    large_crc32: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The original without its location (GPS, XMP place), made once (`located/<sha256>...`, location.py).
+    # has_location NULL: not checked yet; False: the original holds none and is sent as it is.
+    has_location: Mapped[bool | None] = mapped_column(default=None)
+    clean_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    clean_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    clean_crc32: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     album: Mapped[Album] = relationship(back_populates="photos")
 
@@ -126,6 +137,11 @@ class ShareLink(db.Model):
     first_download_at: Mapped[datetime | None] = mapped_column(default=None)
     # The language its pages, errors and e-mails use whatever the visitor's browser says; None: the visitor's.
     language: Mapped[str | None] = mapped_column(String(8), default=None)
+    # "Web-size downloads only": originals are refused (403), the gallery offers the large JPEG alone.
+    web_size_only: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # "Remove location from downloads": every file a visitor gets has no GPS position. On for new links;
+    # links made before the setting existed keep sending what they sent (off).
+    strip_location: Mapped[bool] = mapped_column(default=True, server_default="0")
 
     album: Mapped[Album] = relationship(back_populates="share_links")
 
@@ -145,7 +161,10 @@ class DownloadJob(db.Model):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random: it is what visitors poll with
     album_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: jobs outlive deleted albums
-    album_version: Mapped[str] = mapped_column(String(64))
+    album_version: Mapped[str] = mapped_column(String(64))  # the digest of the plan it builds (sizes.Variant)
+    # Which archive of the album: "original", "large", "original-clean" (sizes.Variant.key); its plan's digest is
+    # `album_version`, so each variant is its own job, cache file and signed link.
+    variant: Mapped[str] = mapped_column(String(16), default="original", server_default="original")
     # "album_id:version" while the job can still be joined (queued, processing, ready), NULL once it is over.
     # Unique, so concurrent prepares of one album version insert exactly one row: the lock is the database's.
     active_key: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)

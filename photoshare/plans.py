@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from .albums import archive_plan
+from .albums import ORIGINAL_VARIANT, archive_plan
 from .archive import ArchiveEntry, archive_digest, archive_layout
 from .errors import AppError, NotFound
 from .extensions import db
 from .models import Album, Selection
+from .sizes import Variant
 from .zip_layout import ZIP64_LIMIT, ZIP_FILECOUNT_LIMIT
 
 SELECTION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -68,6 +69,9 @@ class ArchivePlan:
     selection_id: str | None = None
     part: int | None = None
     parts: int | None = None
+    # Which file of each photo it holds (sizes.py): its own entries, so its own version, ETag and cache file.
+    # `ref` does not name it: a job row keeps it in `variant`, a signed link in Grant.variant.
+    variant: Variant = ORIGINAL_VARIANT
 
     @property
     def version(self) -> str:
@@ -99,8 +103,9 @@ class ArchivePlan:
         return archive_layout(self.entries).total
 
 
-def album_plan(album: Album) -> ArchivePlan:
-    return ArchivePlan(album, tuple(archive_plan(album)))
+def album_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
+    """The whole album in `variant` (the photos' large or location-free files are made first where missing)."""
+    return ArchivePlan(album, tuple(archive_plan(album, variant)), variant=variant)
 
 
 def part_limit() -> int:
@@ -129,7 +134,7 @@ def split(plan: ArchivePlan, limit: int | None = None) -> list[ArchivePlan]:
             current, total = [], END_RECORD
     if current:
         groups.append(current)
-    return [ArchivePlan(plan.album, tuple(group), plan.selection_id, number, len(groups))
+    return [ArchivePlan(plan.album, tuple(group), plan.selection_id, number, len(groups), plan.variant)
             for number, group in enumerate(groups, start=1)]
 
 
@@ -155,7 +160,9 @@ def selection_id(album: Album, photo_ids: Sequence[int]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def make_selection(album: Album, photo_ids: object) -> tuple[ArchivePlan, bool]:
+def make_selection(
+    album: Album, photo_ids: object, variant: Variant = ORIGINAL_VARIANT
+) -> tuple[ArchivePlan, bool]:
     """The selection of these photos (stored when new): (its plan, whether it was created now).
 
     BadSelection (400) for anything but a non-empty list of distinct ids of this album's photos, before anything
@@ -169,10 +176,10 @@ def make_selection(album: Album, photo_ids: object) -> tuple[ArchivePlan, bool]:
         db.session.add(Selection(id=key, album_id=album.id, album_version=album.version,
                                  photo_ids=",".join(map(str, ordered)), photo_count=len(ordered)))
         db.session.commit()
-    return _selection_plan(album, set(ids), key), created
+    return _selection_plan(album, set(ids), key, variant), created
 
 
-def selection_plan(album: Album, key: str) -> ArchivePlan:
+def selection_plan(album: Album, key: str, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
     """The stored selection `key` of this album: SelectionNotFound (404), SelectionOutdated (410) once the album
     changed."""
     row = db.session.get(Selection, key) if SELECTION_ID.match(key or "") else None
@@ -180,39 +187,44 @@ def selection_plan(album: Album, key: str) -> ArchivePlan:
         raise SelectionNotFound()
     if row.album_version != album.version:
         raise SelectionOutdated()
-    return _selection_plan(album, {int(i) for i in row.photo_ids.split(",")}, key)
+    return _selection_plan(album, {int(i) for i in row.photo_ids.split(",")}, key, variant)
 
 
-def resolve(album: Album, ref: str) -> ArchivePlan:
-    """The plan a job or a signed link names by its `ref`; the errors of `selection_plan` and `part_of`."""
+def resolve(album: Album, ref: str, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
+    """The plan a job or a signed link names by its `ref` and `variant`; the errors of `selection_plan` and
+    `part_of`."""
     match = REF.match(ref or "")
     if match is None:
         raise PartNotFound()
     key, part = match.groups()
-    plan = selection_plan(album, key) if key else album_plan(album)
+    plan = selection_plan(album, key, variant) if key else album_plan(album, variant)
     return part_of(plan, int(part)) if part else plan
 
 
-def live_versions(album: Album) -> set[str]:
+def live_versions(album: Album, variants: Iterable[Variant] = (ORIGINAL_VARIANT,)) -> set[str]:
     """The version of every plan that can be asked for now (the album, its parts, its current selections and
-    theirs): what the ZIP cache and the jobs keep when the album changes or the sweeper passes."""
-    return {plan.version for plan in _current_plans(album)}
+    theirs, in each of `variants`): what the ZIP cache and the jobs keep when the album changes or the sweeper
+    passes."""
+    return {plan.version for variant in set(variants) for plan in _current_plans(album, variant)}
 
 
-def _current_plans(album: Album) -> Iterator[ArchivePlan]:
-    whole = album_plan(album)
+def _current_plans(album: Album, variant: Variant) -> Iterator[ArchivePlan]:
+    whole = album_plan(album, variant)
     rows = db.session.execute(
         db.select(Selection).where(Selection.album_id == album.id, Selection.album_version == album.version)
     ).scalars()
-    for plan in [whole, *(_selection_plan(album, {int(i) for i in r.photo_ids.split(",")}, r.id) for r in rows)]:
+    ids = [({int(i) for i in r.photo_ids.split(",")}, r.id) for r in rows]
+    for plan in [whole, *(_selection_plan(album, chosen, key, variant) for chosen, key in ids)]:
         yield plan
         yield from parts_of(plan)
 
 
-def _selection_plan(album: Album, ids: set[int], key: str) -> ArchivePlan:
-    entries = archive_plan(album)
+def _selection_plan(album: Album, ids: set[int], key: str, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
+    """The selected photos' entries as they are in the album's archive in `variant` (so their names are the
+    ones "Download all" in that size gives them: `IMG_1.png` is `IMG_1.jpg` at web size)."""
+    entries = archive_plan(album, variant)
     chosen = tuple(entry for photo, entry in zip(album.photos, entries, strict=True) if photo.id in ids)
-    return ArchivePlan(album, chosen, selection_id=key)
+    return ArchivePlan(album, chosen, selection_id=key, variant=variant)
 
 
 def _checked_ids(album: Album, photo_ids: object) -> list[int]:

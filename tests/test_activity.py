@@ -128,6 +128,22 @@ def test_photo_and_album_downloads_are_recorded_with_kind_photo_size_and_bytes(s
     assert totals(site, token).downloads == 2
 
 
+def test_web_size_downloads_are_recorded_with_size_large(site):
+    album_id, token = site.album(photos=2)
+    photo = photo_of(site, album_id)
+    assert get(site, f"/api/share/{token}/download/{photo.id}?size=large")[0] == 200
+    assert get(site, f"/api/share/{token}/download-all?size=large")[0] == 200
+    reply = http_request("POST", f"{site.server.url}/api/share/{token}/selections",
+                         data={"photo_ids": [photo.id], "size": "large"})
+    assert reply.status == 201 and reply.json()["photo_size"] == "large"
+    path = reply.json()["download_url"].removeprefix(site.server.url)
+    assert get(site, path)[0] == 200
+
+    events = wait_for_events(site, token, 3)
+    assert [(e.kind, e.size, e.finished) for e in events] == [
+        ("photo", "large", True), ("album", "large", True), ("selection", "large", True)]
+
+
 def test_a_prepared_download_link_is_recorded_as_prepared(site):
     _, token = site.album(photos=2)
     reply = http_request("POST", f"{site.server.url}/api/share/{token}/prepare-download")

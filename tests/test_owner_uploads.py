@@ -309,4 +309,4 @@ def test_image_over_max_image_pixels_gets_its_own_error_over_real_http(app, owne
     assert results["bomb.png"]["error"].startswith("The image is 60000 × 60000 pixels (3600 megapixels)")
     assert results["fine.jpg"]["ok"] is True
     assert [p[0] for p in album_state(app, album_id)[1]] == ["fine.jpg"]
-    assert sorted(p.parent.name for p in stored_files(app)) == ["originals", "thumbs", "views"]  # nothing else left
+    assert sorted(p.parent.name for p in stored_files(app)) == ["large", "originals", "thumbs", "views"]  # nothing else left

@@ -192,7 +192,7 @@ def test_bucket_holds_no_public_original_zip_or_password_share_image(make_site, 
         bucket.upload(locked_album, db.session.get(Album, locked_album).version, archive, keep_alive=lambda: None)
 
     listed = bucket_objects(app)
-    assert {key.split("/")[0] for key in listed} == {"originals", "thumbs", "views", "zips"}
+    assert {key.split("/")[0] for key in listed} == {"large", "originals", "thumbs", "views", "zips"}
     for key, found in listed.items():
         assert found["cache"].startswith("private") and "public" not in found["cache"], (key, found)
         assert not any("AllUsers" in str(who) or "AuthenticatedUsers" in str(who) for who in found["grantees"])

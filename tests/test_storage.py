@@ -28,6 +28,7 @@ from photoshare.config import ConfigError
 from photoshare.extensions import db
 from photoshare.models import Photo
 from photoshare.names import content_disposition
+from photoshare.sizes import large_key
 from photoshare.storage import LocalStorage, StorageError, get_storage
 from photoshare.storage.s3 import IMMUTABLE_CACHE_CONTROL, S3Storage
 from tests.conftest import ROOT, S3_TEST_KEYS, MotoServer, base_config, free_port, make_jpeg
@@ -376,22 +377,22 @@ def test_migration_copies_every_file_verified_and_a_second_run_copies_nothing(lo
     root, bucket, client = Path(app.config["UPLOAD_DIR"]), app.config["S3_BUCKET"], s3_server.client()
     local = {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in root.rglob("*") if p.is_file()}
-    assert len(local) == 9 and {key.split("/")[0] for key in local} == {"originals", "thumbs", "views"}
+    assert len(local) == 12 and {key.split("/")[0] for key in local} == {"large", "originals", "thumbs", "views"}
 
     first = runner.invoke(args=["storage-migrate", "--to", "s3"])
     assert first.exit_code == 0, first.output
-    assert "[9/9]" in first.output and "done: 9 copied, 0 already present, 0 failed" in first.output
+    assert "[12/12]" in first.output and "done: 12 copied, 0 already present, 0 failed" in first.output
     assert bucket_digests(client, bucket) == local
 
     second = runner.invoke(args=["storage-migrate", "--to", "s3"])
     assert second.exit_code == 0, second.output
-    assert "done: 0 copied, 9 already present, 0 failed" in second.output
+    assert "done: 0 copied, 12 already present, 0 failed" in second.output
 
     damaged, lost = sorted(local)[:2]
     client.put_object(Bucket=bucket, Key=damaged, Body=b"not the photo")
     client.delete_object(Bucket=bucket, Key=lost)
     third = runner.invoke(args=["storage-migrate", "--to", "s3"])
-    assert "done: 2 copied, 7 already present, 0 failed" in third.output
+    assert "done: 2 copied, 10 already present, 0 failed" in third.output
     assert bucket_digests(client, bucket) == local
     assert {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} == set(local)
 
@@ -405,8 +406,8 @@ def test_migration_makes_older_photos_views_under_names_that_hide_the_original(l
             old_thumb = albums.legacy_keys(photo)[0]
             (root / albums.thumbnail_key(photo)).rename(root / old_thumb)
             (root / albums.view_key(photo)).unlink()
-        expected = sorted(key for photo in photos for key in
-                          (albums.photo_key(photo), albums.thumbnail_key(photo), albums.view_key(photo)))
+        expected = sorted(key for photo in photos for key in (albums.photo_key(photo), albums.thumbnail_key(photo),
+                                                              albums.view_key(photo), large_key(photo)))
 
     result = runner.invoke(args=["storage-migrate", "--to", "s3"])
 

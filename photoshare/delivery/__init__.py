@@ -29,11 +29,12 @@ from werkzeug.utils import send_file as werkzeug_send_file
 from werkzeug.wrappers import Response
 
 from .. import plans
-from ..albums import photo_key
+from ..albums import ORIGINAL_VARIANT, photo_key, ready
 from ..errors import NotFound
 from ..images import InvalidImage
 from ..models import Album, Photo, ShareLink
 from ..plans import ArchivePlan
+from ..sizes import Variant, source_of
 from ..storage import get_storage
 from . import accel, archive_files, bucket, cache, links, redirects, sendfile
 from .ranges import Delivery, OnClose
@@ -90,38 +91,49 @@ def send_file(
                                as_attachment=as_attachment, dated_if_range=dated_if_range)
 
 
-def send_photo(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response:
-    """The original under its original name, ETag its sha256: a redirect to an expiring URL when it lives in a
-    store, else the file. Raises FileNotFoundError when a local original is missing."""
-    redirected = redirects.photo_redirect(photo, environ=environ, on_close=on_close)
+def send_photo(
+    photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None, variant: Variant = ORIGINAL_VARIANT
+) -> Response:
+    """The photo's file in `variant` (the original, its large JPEG, or either without location; see sizes.py)
+    under its download name, ETag that file's sha256: a redirect to an expiring URL when it lives in a store,
+    else the file. A photo without a location is its original, same ETag. Raises FileNotFoundError when a
+    local file is missing."""
+    source = source_of(ready([photo], variant)[0], variant, photo_key(photo))
+    redirected = redirects.photo_redirect(source, environ=environ, on_close=on_close)
     if redirected is not None:
         return redirected
-    storage, key = get_storage(), photo_key(photo)
+    storage = get_storage()
     return send_file(
-        storage.local_path(key) or storage.open(key),
+        storage.local_path(source.key) or storage.open(source.key),
         environ=environ,
-        download_name=photo.original_filename,
-        mimetype=photo.content_type,
-        etag=photo.sha256,
+        download_name=source.filename,
+        mimetype=source.content_type,
+        etag=source.sha256,
         last_modified=photo.uploaded_at,
-        size=photo.size,
+        size=source.size,
         on_close=on_close,
     )
 
 
-def send_album(album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None) -> Response:
-    """"Download all" of the album as it is now (never an empty one): `send_archive` of its whole plan."""
-    return send_archive(plans.album_plan(album), environ=environ, download_name=download_name, on_close=on_close)
+def send_album(
+    album: Album, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None,
+    variant: Variant = ORIGINAL_VARIANT,
+) -> Response:
+    """"Download all" of the album as it is now (never an empty one) in `variant`: `send_archive` of its whole
+    plan."""
+    return send_archive(plans.album_plan(album, variant), environ=environ, download_name=download_name,
+                        on_close=on_close)
 
 
 def send_archive(
     plan: ArchivePlan, *, environ: dict[str, Any], download_name: str, on_close: OnClose | None
 ) -> Response:
-    """The archive of a plan (the album, a selection, a part; never empty): its prepared ZIP when there is one
-    (with X-Accel, from the ZIP cache, where nginx sends it with a stable mtime), else the shared temp archive,
-    which starts at once and is read while it is built, once for every response that asks (archive_files.py).
-    With X-Accel it streams under nginx's validators and is put in the ZIP cache once whole, for nginx next
-    time. Everything is keyed by the plan's version, so each plan has its own ETag, bytes and files."""
+    """The archive of a plan (the album, a selection, a part, each in any variant: web size, location removed;
+    never empty): its prepared ZIP when there is one (with X-Accel, from the ZIP cache, where nginx sends it
+    with a stable mtime), else the shared temp archive, which starts at once and is read while it is built, once
+    for every response that asks (archive_files.py). With X-Accel it streams under nginx's validators and is put
+    in the ZIP cache once whole, for nginx next time. Everything is keyed by the plan's version, so each plan
+    (and each variant of it) has its own ETag, bytes and files."""
     version = plan.version
     prepared = accel.cached_archive(plan.album_id, version) if accel.enabled() else find_prepared(plan)
     if prepared is not None:

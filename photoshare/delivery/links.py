@@ -24,13 +24,15 @@ PATH_PREFIX = "/d/"
 @dataclass(frozen=True)
 class Grant:
     """What a download link allows: this share's visitor may fetch this archive version (of the album's plan
-    `plan_ref`, plans.py: "" the whole album, else a selection and/or a part)."""
+    `plan_ref`, plans.py: "" the whole album, else a selection and/or a part) in `variant` (sizes.Variant.key:
+    "original", "large", "original-clean"), so the plan can be found again."""
 
     album_id: int
     version: str
     share_id: int
     issued_at: float | None = field(default=None, compare=False)  # Unix time, set when read from a link
     plan_ref: str = ""
+    variant: str = "original"
 
     def seconds_left(self, now: float | None = None) -> int:
         """How long the link stays valid (a presigned URL handed out for it must not outlive it)."""
@@ -61,8 +63,10 @@ def _serializer() -> URLSafeTimedSerializer:
 def sign(grant: Grant, *, issued_at: float | None = None) -> str:
     """The signed token; `issued_at` (a Unix time) re-issues a link dated in the past, e.g. in tests."""
     payload: list[object] = [grant.album_id, grant.version, grant.share_id]
-    if grant.plan_ref:
-        payload.append(grant.plan_ref)  # links to the whole album stay as they were
+    if grant.plan_ref or grant.variant != "original":
+        payload.append(grant.plan_ref)  # links to the whole album's originals stay as they were
+    if grant.variant != "original":
+        payload.append(grant.variant)
     if issued_at is None:
         return _serializer().dumps(payload)
     serializer = _serializer()
@@ -93,7 +97,8 @@ def load(token: str) -> Grant:
     grant = _grant(payload)
     if grant is None:
         raise LinkInvalid()
-    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref)
+    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref,
+                 variant=grant.variant)
 
 
 def load_any_age(token: str) -> Grant:
@@ -105,7 +110,8 @@ def load_any_age(token: str) -> Grant:
     grant = _grant(payload)
     if grant is None:
         raise LinkInvalid()
-    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref)
+    return Grant(grant.album_id, grant.version, grant.share_id, issued_at=issued.timestamp(), plan_ref=grant.plan_ref,
+                 variant=grant.variant)
 
 
 def _expired_grant(raw: object) -> Grant | None:
@@ -121,8 +127,9 @@ def _grant(payload: object) -> Grant | None:
         album_id, version, share_id, *rest = payload  # type: ignore[misc]
     except (TypeError, ValueError):
         return None
-    plan_ref = rest[0] if len(rest) == 1 else ""
+    plan_ref = rest[0] if len(rest) >= 1 else ""
+    variant = rest[1] if len(rest) == 2 else "original"
     if not (isinstance(album_id, int) and isinstance(version, str) and isinstance(share_id, int)
-            and isinstance(plan_ref, str) and len(rest) <= 1):
+            and isinstance(plan_ref, str) and isinstance(variant, str) and len(rest) <= 2):
         return None
-    return Grant(album_id, version, share_id, plan_ref=plan_ref)
+    return Grant(album_id, version, share_id, plan_ref=plan_ref, variant=variant)

@@ -35,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from ..albums import photo_key, thumbnail_key
 from ..models import Photo, ShareLink
+from ..sizes import Source
 from ..storage import get_storage
 from .ranges import OnClose, redirect_delivery
 
@@ -73,19 +74,20 @@ def hand_over(url: str, *, environ: dict[str, Any], size: int, on_close: OnClose
     return response
 
 
-def photo_redirect(photo: Photo, *, environ: dict[str, Any], on_close: OnClose | None) -> Response | None:
-    """The photo's download as a redirect to an expiring URL (signed CDN or presigned), or None when the app
-    sends it (local disk). Never asks the store anything: the photo's row says the original is there, so a
-    hung store cannot hold this request (the visitor's client then meets the store itself)."""
-    storage, key = get_storage(), photo_key(photo)
+def photo_redirect(photo: Source, *, environ: dict[str, Any], on_close: OnClose | None) -> Response | None:
+    """The photo's download (its file in the variant asked for) as a redirect to an expiring URL (signed CDN
+    or presigned), or None when the app sends it (local disk). Never asks the store anything: the photo's row
+    says the file is there, so a hung store cannot hold this request (the visitor's client then meets the
+    store itself)."""
+    storage, key = get_storage(), photo.key
     if not in_store(key):
         return None
     method = environ.get("REQUEST_METHOD", "GET").upper()
     ttl = int(current_app.config["SIGNED_URL_TTL_SECONDS"])
-    url = storage.cdn_url(key, expires_in=ttl, download_name=photo.original_filename) or storage.presigned_url(
+    url = storage.cdn_url(key, expires_in=ttl, download_name=photo.filename) or storage.presigned_url(
         key,
         expires_in=ttl,
-        download_name=photo.original_filename,
+        download_name=photo.filename,
         content_type=photo.content_type,
         method="HEAD" if method == "HEAD" else "GET",
     )

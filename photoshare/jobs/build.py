@@ -21,7 +21,9 @@ from ..archive import ArchiveSourceError, write_archive
 from ..delivery import bucket, cache
 from ..errors import AppError
 from ..extensions import db
+from ..images import InvalidImage
 from ..models import Album
+from ..sizes import Variant
 from ..storage import StorageError, get_storage
 from . import notify, store
 from .current import get_runner
@@ -40,7 +42,7 @@ def run_build(job_id: str) -> None:
         return
     job = store.get(job_id)
     album = db.session.get(Album, job.album_id, populate_existing=True) if job else None
-    plan = _plan(album, job.plan_ref) if job is not None and album is not None else None
+    plan = _plan(album, job.plan_ref, job.variant) if job is not None and album is not None else None
     if job is None or plan is None or plan.version != job.album_version:
         store.fail(job_id, store.ALBUM_CHANGED)
         return
@@ -59,11 +61,12 @@ def run_build(job_id: str) -> None:
         notify.send_for_job(job_id)
 
 
-def _plan(album: Album, ref: str) -> plans.ArchivePlan | None:
-    """The plan a job builds (the album, a selection, a part), or None when the album no longer has it."""
+def _plan(album: Album, ref: str, variant: str) -> plans.ArchivePlan | None:
+    """The plan a job builds (the album, a selection, a part, in its variant), or None when the album no longer
+    has it (or a photo's file in that variant cannot be made: it fails as the album changed)."""
     try:
-        return plans.resolve(album, ref)
-    except AppError:
+        return plans.resolve(album, ref, Variant.from_key(variant))
+    except (AppError, FileNotFoundError, InvalidImage, StorageError):
         return None
 
 
@@ -121,7 +124,7 @@ def _build_locked(job_id: str, plan: plans.ArchivePlan, keep_lock: Callable[[], 
         partial.unlink(missing_ok=True)
     log.info("job %s built album %s (%d bytes) in %.1f s", job_id, album.id, size, time.monotonic() - started)
     if not store.finish(job_id, size):
-        _drop_if_outdated(album.id, version)
+        _drop_if_outdated(album.id, version, plan.variant)
 
 
 class _Reporter:
@@ -145,12 +148,19 @@ class _Reporter:
         self.on_beat()
 
 
-def _drop_if_outdated(album_id: int, version: str) -> None:
+def _drop_if_outdated(album_id: int, version: str, variant: Variant) -> None:
     """The album changed while we renamed the archive into place: an old version must not linger."""
     album = db.session.get(Album, album_id, populate_existing=True)
-    if album is None or version not in plans.live_versions(album):
+    if album is None or version not in _live_versions(album, variant):
         # In a bucket nothing can tell whether it is in use: the sweeper removes it in time (bucket.py).
         cache.remove_if_idle(cache.archive_path(album_id, version))
+
+
+def _live_versions(album: Album, variant: Variant) -> set[str]:
+    try:
+        return plans.live_versions(album, {plans.ORIGINAL_VARIANT, variant})
+    except (FileNotFoundError, InvalidImage, StorageError):
+        return set()
 
 
 def _unreadable_photo(name: str) -> str:

@@ -27,6 +27,7 @@ from ..errors import AppError
 from ..extensions import db
 from ..i18n import LANGUAGES, counted, current_language, datetime_utc, filesize, supported
 from ..models import Album, DownloadJob, DownloadNotice, ShareLink, utcnow
+from ..sizes import Variant
 
 log = logging.getLogger(__name__)
 MAX_NOTICES_PER_JOB = 20
@@ -109,9 +110,10 @@ def _send_notice(job: DownloadJob, notice: DownloadNotice) -> bool:
         find_share(share.token)  # revoked or expired since: no link to send
     except (ShareGone, ShareNotFound):
         return False
-    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id, plan_ref=job.plan_ref)
+    grant = links.Grant(album_id=album.id, version=job.album_version, share_id=share.id, plan_ref=job.plan_ref,
+                        variant=job.variant)
     try:  # a selection's or a part's own photo count
-        photos = plans.resolve(album, job.plan_ref).photo_count
+        photos = plans.resolve(album, job.plan_ref, Variant.from_key(job.variant)).photo_count
     except AppError:
         photos = len(album.photos)
     with force_locale(supported(share.language) or supported(notice.language) or LANGUAGES[0]):

@@ -19,8 +19,10 @@ from ..albums import EMPTY_VERSION, EmptyAlbum
 from ..delivery import cache, links
 from ..errors import AppError, NotFound
 from ..extensions import db
-from ..models import DownloadJob, ShareLink
+from ..images import InvalidImage
+from ..models import Album, DownloadJob, ShareLink
 from ..plans import ArchivePlan
+from ..sizes import LARGE, ORIGINAL, Variant
 from . import notify, store
 from .current import get_runner
 from .sweep import fail_if_stuck, resend_if_orphaned
@@ -70,8 +72,9 @@ def needs_preparation(photo_count: int, total_bytes: int) -> bool:
 
 
 def prepare(link: ShareLink, *, plan: ArchivePlan | None = None, email: str | None = None) -> JobView:
-    """Join the job of the plan's version (default: the whole album) or start one; ready at once when its
-    archive is already cached.
+    """Join the job of the plan's version (default: the whole album's originals; a plan in another variant,
+    web size or location removed, is a version of its own) or start one; ready at once when its archive is
+    already cached.
 
     Raises JobsUnavailable (503) when the job cannot be handed to a worker (broker down).
     """
@@ -80,11 +83,15 @@ def prepare(link: ShareLink, *, plan: ArchivePlan | None = None, email: str | No
         raise EmptyAlbum()
     plan = plan or plans.album_plan(album)
     version = plan.version
+    key = plan.variant.key
+    if plan.variant.size == ORIGINAL and plan.variant.strip_location and version == plans.resolve(album, plan.ref).version:
+        key = ORIGINAL  # no photo of it has a location: the very same bytes as the originals, one job
     runner = get_runner()
     runner.ensure_started()
     for _attempt in range(3):
         size = delivery.prepared_size(album.id, version)
-        job, created = store.create_or_join(album.id, version, ready_size=size, plan_ref=plan.ref)
+        job, created = store.create_or_join(album.id, version, ready_size=size, plan_ref=plan.ref,
+                                            variant=key)
         if _settle(job):
             break
     else:
@@ -117,7 +124,7 @@ def view(job: DownloadJob, link: ShareLink) -> JobView:
     result = JobView(job_id=job.id, status=job.status, progress=store.percent(job))
     if job.status == store.READY:
         grant = links.Grant(album_id=job.album_id, version=job.album_version, share_id=link.id,
-                            plan_ref=job.plan_ref)
+                            plan_ref=job.plan_ref, variant=job.variant)
         result.download_url = links.url(grant)
         result.expires_at = links.expires_at().isoformat(timespec="seconds")
         cache.touch(cache.archive_path(job.album_id, job.album_version))
@@ -156,11 +163,8 @@ def open_prepared(token: str) -> tuple[ShareLink, ArchivePlan, delivery.Prepared
     album = share.album
     if album.id != grant.album_id:
         raise links.LinkInvalid()
-    try:
-        plan = plans.resolve(album, grant.plan_ref)
-    except AppError:  # a selection made before the album changed, a part the album no longer has
-        plan = None
-    if plan is None or plan.version != grant.version:
+    plan = share_plan(album, share, grant)
+    if plan is None:
         raise links.LinkGone(
             "The album has changed since this link was made, so it no longer matches. Prepare the download again "
             "to get every photo as it is now.",
@@ -175,3 +179,25 @@ def open_prepared(token: str) -> tuple[ShareLink, ArchivePlan, delivery.Prepared
             share_id=share.id,
         )
     return share, plan, cached
+
+
+def share_variants(share: ShareLink) -> list[Variant]:
+    """The variants this share may download now: each size it allows, with its location rule."""
+    sizes = [LARGE] if share.web_size_only else [ORIGINAL, LARGE]
+    return [Variant(size, strip_location=share.strip_location) for size in sizes]
+
+
+def share_plan(album: Album, share: ShareLink, grant: links.Grant) -> ArchivePlan | None:
+    """The plan a signed link names (its ref, in its variant) when this share may still download exactly that
+    version: None when the album changed, the selection or part is gone, or the share's rules (web size only,
+    location removal) no longer give those bytes."""
+    allowed = share_variants(share)
+    named = Variant.from_key(grant.variant)
+    try:
+        for variant in sorted(allowed, key=lambda v: v != named):  # the link's own variant first
+            plan = plans.resolve(album, grant.plan_ref, variant)
+            if plan.version == grant.version:
+                return plan
+    except (AppError, FileNotFoundError, InvalidImage):  # a selection made before the album changed, a part
+        return None  # the album no longer has, a photo whose file in that size cannot be made now
+    return None

@@ -68,10 +68,11 @@ def find_active(album_id: int, version: str) -> DownloadJob | None:
 
 
 def create_or_join(
-    album_id: int, version: str, *, ready_size: int | None = None, plan_ref: str = ""
+    album_id: int, version: str, *, ready_size: int | None = None, plan_ref: str = "", variant: str = "original"
 ) -> tuple[DownloadJob, bool]:
     """The archive version's active job, or a new one (ready at once when `ready_size` is given); `version` is
-    that of the album's plan `plan_ref` (plans.py: "" the whole album).
+    that of the album's plan `plan_ref` (plans.py: "" the whole album) in `variant` (sizes.Variant.key), so each
+    plan in each variant is a job of its own.
 
     Returns (job, created). The unique `active_key` decides between concurrent callers in any process: one
     insert wins, the others read the winner's row.
@@ -85,6 +86,7 @@ def create_or_join(
             album_id=album_id,
             album_version=version,
             plan_ref=plan_ref,
+            variant=variant,
             active_key=active_key(album_id, version),
             status=READY if ready_size is not None else QUEUED,
             archive_size=ready_size or 0,
@@ -237,3 +239,13 @@ def percent(job: DownloadJob) -> int:
     if not job.bytes_total:
         return 0
     return min(99, job.bytes_done * 100 // job.bytes_total)
+
+
+def ready_versions(album_ids: set[int]) -> set[tuple[int, str]]:
+    """(album id, version) of every ready job of these albums: a prepared archive of a variant (web size,
+    location removed) is current while its job is ready; an album change retires it (retire_album)."""
+    if not album_ids:
+        return set()
+    query = db.select(DownloadJob.album_id, DownloadJob.album_version).where(
+        DownloadJob.album_id.in_(album_ids), DownloadJob.status == READY)
+    return {(album_id, version) for album_id, version in db.session.execute(query).all()}

@@ -136,9 +136,10 @@ def _sweep_archives(report: SweepReport) -> None:
     entries = cache.entries()
     ids = {entry.album_id for entry in entries}
     current = _live_versions(ids)
+    variants = store.ready_versions(ids)  # web size, location removed: their own versions, kept while ready
     cutoff, kept = cache.expires_before(), []
     for entry in entries:
-        if entry.version not in current.get(entry.album_id, ()):
+        if entry.version not in current.get(entry.album_id, ()) and (entry.album_id, entry.version) not in variants:
             reason = "outdated"
         elif entry.used_at < cutoff:
             reason = "expired"

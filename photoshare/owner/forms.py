@@ -66,6 +66,8 @@ class ShareForm(FlaskForm):
     expires_on = DateField(_l("or last day"), validators=[Optional()])
     tz_offset = HiddenField(default="0")  # filled in by owner.js: the browser's offset from UTC, in minutes
     downloads_allowed = BooleanField(_l("Visitors may download photos"), default=True)
+    web_size_only = BooleanField(_l("Web-size downloads only"), default=False)
+    strip_location = BooleanField(_l("Remove location from downloads"), default=True)
     # Each language in its own name; empty: every visitor sees the site in their own language.
     language = SelectField(
         _l("Language of the link's pages"),

@@ -53,6 +53,7 @@ def create_share(album_id: int) -> Response | tuple[str, int]:
         ask_email=form.ask_email.data, download_pin=form.download_pin.data or None,
         max_album_downloads=form.max_album_downloads.data, max_photo_downloads=form.max_photo_downloads.data,
         language=form.language.data or None,
+        web_size_only=form.web_size_only.data, strip_location=form.strip_location.data,
     )
     flash(_("Share link created. Copy it and send it to your client."), "success")
     return redirect(url_for(".shares", album_id=album.id, new=link.id, _anchor=f"link-{link.id}"))

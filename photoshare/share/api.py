@@ -18,10 +18,12 @@ from flask import current_app, jsonify, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from .. import albums, delivery, plans
+from .. import albums, delivery
+from ..access import download_variant, require_downloads
 from ..errors import AppError
 from ..extensions import limiter
-from ..models import ShareLink
+from ..models import Photo, ShareLink
+from ..sizes import LARGE, ORIGINAL
 from . import api_bp, archives, gallery, visitor_share
 from .download_gate import deliver
 
@@ -51,10 +53,12 @@ def download_photo(token: str, photo_id: int) -> Response:
     """The original file under its original name, resumable (Range, If-Range), ETag from its sha256.
     With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
     link = visitor_share(token)
+    require_downloads(link)
+    variant = download_variant(link, request.args.get("size"))
     try:
         return deliver(link, "photo", lambda on_close: delivery.send_photo(
             gallery.share_photo(link, photo_id),  # another album's photo is a 404 like an unknown id
-            environ=request.environ, on_close=on_close), photo_id=photo_id)
+            environ=request.environ, on_close=on_close, variant=variant), photo_id=photo_id, size=variant.size)
     except FileNotFoundError:
         photo = gallery.share_photo(link, photo_id)
         key = albums.photo_key(photo)
@@ -69,18 +73,21 @@ def download_all(token: str) -> Response:
     album has no such part, 400 when N is not a number); the same version always gives the same bytes, so
     ranges and resumes from any worker fit together."""
     link = visitor_share(token)
+    require_downloads(link)
+    variant = download_variant(link, request.args.get("size"))
     album = link.album
     if album.version == albums.EMPTY_VERSION:
         raise albums.EmptyAlbum()
-    plan = archives.requested_plan(album, part=request.args.get("part"))
+    plan = archives.requested_plan(album, part=request.args.get("part"), variant=variant)
     return deliver(link, "part" if plan.part else "album", lambda on_close: delivery.send_archive(
         plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close),
-        part=str(plan.part) if plan.part else None)
+        part=str(plan.part) if plan.part else None, size=variant.size)
 
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:
     album = link.album
     base = current_app.config["BASE_URL"]
+    sizes = [LARGE] if link.web_size_only else [ORIGINAL, LARGE]
     photos = [
         {
             "id": photo.id,
@@ -89,7 +96,9 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
             "width": photo.width,
             "height": photo.height,
             "content_type": photo.content_type,
-            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id),
+            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id,
+                                           size=LARGE if link.web_size_only else None),
+            "sizes": {size: _size_json(photo, size, token, base) for size in sizes},
         }
         for photo in album.photos
     ]
@@ -100,8 +109,20 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
         "version": album.version,
         "updated_at": album.updated_at.isoformat() + "Z",
         "downloads_allowed": link.downloads_allowed,
-        "download_all_url": base + url_for("share_api.download_all", token=token),
-        # The same archive in parts of at most ARCHIVE_PART_MB, listed only when there is more than one.
-        "archives": archives.archives_json(token, plans.album_plan(album)) if photos else [],
+        "web_size_only": link.web_size_only,
+        "location_removed": link.strip_location,
+        "download_all_url": base + url_for("share_api.download_all", token=token,
+                                           size=LARGE if link.web_size_only else None),
+        # The same archive in parts of at most ARCHIVE_PART_MB (in the link's default size), listed only when
+        # there is more than one.
+        "archives": archives.archives_json(token, listed) if photos and (listed := archives.listed_plan(link)) else [],
         "photos": photos,
     }
+
+
+def _size_json(photo: Photo, size: str, token: str, base: str) -> dict[str, Any]:
+    """One size of a photo: its download URL, and its bytes when known (the large JPEG of an older photo is
+    made on its first download). The location-free copy differs from the original by a few bytes only."""
+    nbytes = photo.size if size == ORIGINAL else photo.large_size
+    url = base + url_for("share_api.download_photo", token=token, photo_id=photo.id, size=size)
+    return {"bytes": nbytes, "download_url": url}

@@ -65,14 +65,14 @@ def check_download(link: ShareLink, kind: str, *, sends: bool = False) -> bool:
 
 def deliver(
     link: ShareLink, kind: str, build: Callable[[delivery.OnClose], Response], *, photo_id: int | None = None,
-    part: str | None = None,
+    part: str | None = None, size: str = "original",
 ) -> Response:
-    """The download `build` makes (handed the link's counting and activity close callback), once every rule
+    """The download `build` makes (of photos at `size`, sizes.py, as activity records it) (handed the link's counting and activity close callback), once every rule
     allows it and, when the response starts a download, a slot is taken: a full limit refuses before any byte
     is sent."""
     pin_checked = check_download(link, kind, sends=True)
     refused: list[bool] = []
-    counter = count_download(link, kind, photo_id=photo_id, part=part)
+    counter = count_download(link, kind, photo_id=photo_id, part=part, size=size)
 
     def on_close(sent: delivery.Delivery) -> None:
         if not refused:  # a refused response sends nothing: it must not count as started

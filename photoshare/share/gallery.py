@@ -24,6 +24,16 @@ MIN_TILE_RATIO, MAX_TILE_RATIO = 0.5, 2.5
 class AlbumTotals:
     photo_count: int
     total_bytes: int
+    large_bytes: int = 0  # of the web-size JPEGs made so far (an older photo's is made on its first download)
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """One size a download is offered in (the gallery's `size_choice` macro): its URL and its bytes."""
+
+    size: str
+    url: str
+    nbytes: int
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,11 @@ class PhotoPage:
 
 
 def album_totals(album_id: int) -> AlbumTotals:
-    count, total = db.session.execute(
-        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0)).where(Photo.album_id == album_id)
+    count, total, large = db.session.execute(
+        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0),
+                  func.coalesce(func.sum(Photo.large_size), 0)).where(Photo.album_id == album_id)
     ).one()
-    return AlbumTotals(int(count), int(total))
+    return AlbumTotals(int(count), int(total), int(large))
 
 
 def photo_page(album_id: int, number: int, per_page: int, total: int) -> PhotoPage:

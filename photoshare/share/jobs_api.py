@@ -44,9 +44,10 @@ def prepare_download(token: str) -> Response:
     now, is already cached."""
     link = visitor_share(token)
     pin_checked = check_download(link, "prepared")
+    variant = archives.requested_variant(link)
     raw_email = requested_email()
     email = notify.normalize_address(raw_email) if raw_email else None
-    plan = archives.requested_plan(link.album, **archives.plan_args()) if link.album.photos else None
+    plan = archives.requested_plan(link.album, **archives.plan_args(), variant=variant) if link.album.photos else None
     job = jobs.prepare(link, plan=plan, email=email)
     response = _json(job.to_json(), 200 if job.status == "ready" else 202)
     return grant_pin(response, link) if pin_checked else response

@@ -18,12 +18,14 @@ from ..access import (
     WrongPassword,
     access_cookie_name,
     access_cookie_value,
+    download_variant,
 )
 from ..errors import error_response, wants_json
 from ..i18n import time_left
 from ..jobs import needs_preparation
 from ..models import ShareLink, utcnow
-from . import download_gate, gallery, pages_bp, record_visit, visitor_share
+from ..sizes import LARGE, ORIGINAL
+from . import archives, download_gate, gallery, pages_bp, record_visit, visitor_share
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -45,7 +47,9 @@ def gallery_page(token: str) -> Response:
         album=link.album,
         totals=totals,
         page=page,
-        download_all_url=_gated(token, download_all_url(token, totals), rules),
+        download_all_url=_gated(token, download_all_url(token, totals, LARGE if link.web_size_only else None), rules),
+        all_sizes=[gallery.SizeChoice(choice.size, _gated(token, choice.url, rules), choice.nbytes)
+                   for choice in download_all_sizes(link, totals)],
         parts=[{**part, "url": _gated(token, str(part["url"]), rules)} for part in archive_parts(link, totals)],
         download_rules=rules,
         gallery_url=url_for("share.gallery", token=token),
@@ -105,15 +109,24 @@ def password_form(exc: PasswordRequired | WrongPassword) -> Response:
     return Response(html, status=exc.status, headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
 
 
-def download_photo_url(token: str, photo_id: int) -> str:
-    return url_for("share_api.download_photo", token=token, photo_id=photo_id)
+def download_photo_url(token: str, photo_id: int, size: str | None = None) -> str:
+    return url_for("share_api.download_photo", token=token, photo_id=photo_id, size=size)
 
 
-def download_all_url(token: str, totals: gallery.AlbumTotals) -> str:
+def download_all_url(token: str, totals: gallery.AlbumTotals, size: str | None = None) -> str:
     """The ZIP itself, or for a large album the page that prepares it with a progress bar."""
     if needs_preparation(totals.photo_count, totals.total_bytes):
-        return url_for("share.prepare_page", token=token)
-    return url_for("share_api.download_all", token=token)
+        return url_for("share.prepare_page", token=token, size=size)
+    return url_for("share_api.download_all", token=token, size=size)
+
+
+def download_all_sizes(link: ShareLink, totals: gallery.AlbumTotals) -> list[gallery.SizeChoice]:
+    """"Download all" in every size the link allows, the default first: web size alone on a "web-size only"
+    link."""
+    large = gallery.SizeChoice(LARGE, download_all_url(link.token, totals, LARGE), totals.large_bytes)
+    if link.web_size_only:
+        return [large]
+    return [gallery.SizeChoice(ORIGINAL, download_all_url(link.token, totals), totals.total_bytes), large]
 
 
 def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str, object]]:
@@ -122,12 +135,16 @@ def archive_parts(link: ShareLink, totals: gallery.AlbumTotals) -> list[dict[str
     limit = plans.part_limit()
     if not link.downloads_allowed or limit <= 0 or totals.total_bytes + totals.photo_count * PART_ENTRY_MAX < limit:
         return []
+    whole = archives.listed_plan(link)  # the link's default size: web size on a "web-size only" link
+    if whole is None:
+        return []
+    variant = download_variant(link, None)
     return [
         {"part": part.part, "parts": part.parts, "photo_count": part.photo_count, "size": part.size,
-         "url": url_for("share.prepare_page", token=link.token, part=part.part)
+         "url": url_for("share.prepare_page", token=link.token, part=part.part, **variant.query)
          if needs_preparation(part.photo_count, part.photo_bytes)
-         else url_for("share_api.download_all", token=link.token, part=part.part)}
-        for part in plans.parts_of(plans.album_plan(link.album))
+         else url_for("share_api.download_all", token=link.token, part=part.part, **variant.query)}
+        for part in plans.parts_of(whole)
     ]
 
 
@@ -138,11 +155,14 @@ def _tile_context(link: ShareLink) -> dict[str, object]:
         "token": link.token,
         "downloads_allowed": link.downloads_allowed and not rules.photo_limit,
         "download_gated": rules.pin or rules.email,  # buttons lead to a form page: no `download` attribute
+        "web_size_only": link.web_size_only,
         "thumb_size": config["THUMBNAIL_SIZE"],
         "view_size": config["VIEW_SIZE"],
         "rendition_box": gallery.rendition_box,
         "tile_ratio_class": gallery.tile_ratio_class,
-        "download_url": lambda token, photo_id: _gated(token, download_photo_url(token, photo_id), rules),
+        # The tile's own download is the link's default size; the viewer offers web size beside it.
+        "download_url": lambda token, photo_id, size=LARGE if link.web_size_only else None: _gated(
+            token, download_photo_url(token, photo_id, size), rules),
         "thumb_src": lambda photo: delivery.thumbnail_src(link, photo),  # on the CDN when there is one
         "view_href": lambda photo: delivery.view_href(link, photo),
     }

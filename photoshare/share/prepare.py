@@ -12,12 +12,13 @@ from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import delivery, jobs, plans
-from ..access import ShareGone, ShareNotFound, find_share
+from ..access import ShareGone, ShareNotFound, download_variant, find_share
 from ..delivery import links
 from ..errors import error_response, wants_json
 from ..extensions import db
 from ..jobs import notify
 from ..models import ShareLink
+from ..sizes import ORIGINAL, Variant
 from . import archives, gallery, pages_bp, visitor_share
 from .download_gate import check_download, deliver
 from .jobs_api import notify_requests, requested_email
@@ -35,11 +36,12 @@ def prepare_page(token: str) -> Response:
     `?part=`); the download starts by itself when ready."""
     link = visitor_share(token)
     check_download(link, "prepared")
+    variant = download_variant(link, request.args.get("size"))
     totals = gallery.album_totals(link.album_id)
     wanted = {name: value for name, value in archives.plan_args().items() if value}
     direct_url = url_for("share_api.download_all", token=token)
-    if wanted:
-        plan = archives.requested_plan(link.album, **wanted)
+    if wanted or variant.size != ORIGINAL:  # a selection, a part, web size: that plan's own totals and URL
+        plan = archives.requested_plan(link.album, **wanted, variant=variant)
         totals = gallery.AlbumTotals(plan.photo_count, plan.photo_bytes)
         direct_url = archives.download_url(token, plan)
     html = render_template(
@@ -48,7 +50,7 @@ def prepare_page(token: str) -> Response:
         album=link.album,
         totals=totals,
         email_enabled=notify.enabled(),
-        prepare_url=url_for("share_api.prepare_download", token=token, **wanted),
+        prepare_url=url_for("share_api.prepare_download", token=token, **wanted, **variant.query),
         status_url=url_for("share_api.download_status", token=token, job_id="job")[: -len("job")],
         gallery_url=url_for("share.gallery", token=token),
         direct_url=direct_url,
@@ -65,7 +67,8 @@ def prepared_download(signed: str) -> Response:
         return _link_gone(exc, signed)
     try:
         return deliver(share, "prepared", lambda on_close: delivery.send_prepared(
-            cached, plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close))
+            cached, plan, environ=request.environ, download_name=archives.download_name(plan), on_close=on_close),
+            part=str(plan.part) if plan.part else None, size=plan.variant.size)
     except Exception:
         delivery.release_prepared(cached)  # refused before sending (PIN, e-mail, limit): the lock must go now
         raise
@@ -74,12 +77,15 @@ def prepared_download(signed: str) -> Response:
 @pages_bp.post("/d/<signed>/again")
 @notify_requests
 def prepare_again(signed: str) -> Response:
-    """One click on an expired (or outdated) link's page: prepare the album as it is now for the same share,
-    ready at once when its ZIP is still cached; the owner's download rules apply as to any download."""
+    """One click on an expired (or outdated) link's page: prepare the album as it is now for the same share (the
+    same plan in the same size, under the share's rules as they are now), ready at once when its ZIP is still
+    cached; the owner's download rules apply as to any download."""
     share = _share_of(signed)
     check_download(share, "prepared")
     raw_email = requested_email()
-    plan = plans.resolve(share.album, links.load_any_age(signed).plan_ref) if share.album.photos else None
+    grant = links.load_any_age(signed)
+    variant = download_variant(share, Variant.from_key(grant.variant).size)
+    plan = plans.resolve(share.album, grant.plan_ref, variant) if share.album.photos else None
     job = jobs.prepare(share, plan=plan, email=notify.normalize_address(raw_email) if raw_email else None)
     return _again(signed, share, job)
 

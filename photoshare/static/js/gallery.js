@@ -144,6 +144,9 @@
     const position = part("position");
     const download = part("download");
     const size = part("size");
+    const downloadLarge = part("download-large");
+    const sizeLarge = part("size-large");
+    const save = part("save");
     const prev = part("prev");
     const next = part("next");
     const closeButton = part("close");
@@ -186,6 +189,16 @@
         download.href = data.download;
         download.setAttribute("aria-label", t("download_label", { name: data.name, size: data.size }, "Download {name} ({size})"));
         size.textContent = `(${data.size})`;
+      }
+      if (downloadLarge) {
+        downloadLarge.href = data.downloadLarge;
+        const label = downloadLarge.dataset.label.replace("{name}", data.name);
+        downloadLarge.setAttribute("aria-label", data.sizeLarge ? `${label} (${data.sizeLarge})` : label);
+        sizeLarge.textContent = data.sizeLarge ? `(${data.sizeLarge})` : "";
+      }
+      if (save) {
+        save.href = data.download;
+        save.dataset.name = data.name;
       }
       prev.disabled = index === 0;
       next.disabled = index === all.length - 1 && !loader.hasMore();
@@ -268,6 +281,8 @@
     // The phone's back button closes the viewer instead of leaving the album.
     window.addEventListener("popstate", () => dialog.open && dialog.close());
     window.addEventListener("resize", () => dialog.open && fit());
+
+    setupSave(save);
 
     const deepLink = window.location.hash.match(/^#photo-(\d+)$/);
     const linked = deepLink && gallery.querySelector(`.tile-link[data-photo-id="${deepLink[1]}"]`);
@@ -362,7 +377,11 @@
         try {
           const response = await fetch(bar.dataset.albumUrl, { credentials: "same-origin" });
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
-          (await response.json()).photos.forEach((photo) => chosen.set(String(photo.id), photo.size));
+          (await response.json()).photos.forEach((photo) => {
+            // A web-size-only link downloads the large JPEGs: count their bytes.
+            const only = photo.sizes && !photo.sizes.original && photo.sizes.large;
+            chosen.set(String(photo.id), only ? only.bytes || 0 : photo.size);
+          });
         } catch (problem) {
           gallery.querySelectorAll("[data-select]").forEach((box) => chosen.set(box.value, Number(box.dataset.bytes)));
         }
@@ -415,6 +434,54 @@
     tools.hidden = false;
     gallery.classList.add("can-select");
     render();
+  }
+
+  /* ---- "Save to Photos": the phone's share sheet with the file itself ------------------------------------ */
+
+  // iOS Safari and Android Chrome put a shared image file into the photo library ("Save Image"); a download
+  // would land in Files or Downloads instead. Where files cannot be shared the link stays a plain download.
+  function canShareFiles() {
+    try {
+      const probe = new File([new Uint8Array(1)], "photo.jpg", { type: "image/jpeg" });
+      return typeof navigator.share === "function" && typeof navigator.canShare === "function"
+        && navigator.canShare({ files: [probe] });
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function downloadName(response, fallback) {
+    const header = response.headers.get("Content-Disposition") || "";
+    const encoded = header.match(/filename\*=UTF-8''([^;]+)/i);
+    if (encoded) {
+      try {
+        return decodeURIComponent(encoded[1]);
+      } catch (error) { /* a malformed header: the plain name below */ }
+    }
+    const plain = header.match(/filename="([^"]+)"/i);
+    return plain ? plain[1] : fallback;
+  }
+
+  function setupSave(save) {
+    if (!save || !canShareFiles()) return;
+    save.addEventListener("click", async (event) => {
+      event.preventDefault();
+      save.setAttribute("aria-busy", "true");
+      try {
+        const response = await fetch(save.href, { credentials: "same-origin" });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const blob = await response.blob();
+        const type = (response.headers.get("Content-Type") || blob.type || "").split(";")[0];
+        const file = new File([blob], downloadName(response, save.dataset.name), { type });
+        if (!navigator.canShare({ files: [file] })) throw new Error("this file cannot be shared");
+        await navigator.share({ files: [file] });
+      } catch (error) {
+        if (error && error.name === "AbortError") return; // the visitor closed the share sheet
+        window.location.assign(save.href); // anything else: the plain download
+      } finally {
+        save.removeAttribute("aria-busy");
+      }
+    });
   }
 
   function start() {
