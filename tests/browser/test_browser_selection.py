@@ -140,3 +140,26 @@ def test_the_gallery_lists_the_parts_beside_download_all_and_each_downloads(
         links.nth(1).click()
     assert download.value.suggested_filename == f"Anna & Tom, 12 July (part 2 of {len(expected)}).zip"
     assert zip_members(Path(download.value.path())) == expected[1]
+
+
+def test_the_selection_bar_offers_web_size_with_its_size_and_sends_the_large_jpegs(site, new_context):
+    page = new_context("phone").new_page()
+    page.goto(site.share(site.open_token))
+    page.get_by_label("Select IMG_0001.jpg").check()
+    page.get_by_label("Select IMG_0003.jpg").check()
+    album = http("GET", f"{site.url}/api/share/{site.open_token}").json()
+    large = {photo["filename"]: photo["sizes"]["large"] | {"id": photo["id"]} for photo in album["photos"]}
+    expected_size = large["IMG_0001.jpg"]["bytes"] + large["IMG_0003.jpg"]["bytes"]
+    web_size = page.get_by_role("button", name=re.compile(r"^Web size \("))
+    expect(web_size).to_be_visible()
+    assert f"{expected_size / 1000:.1f} KB" in web_size.inner_text(), web_size.inner_text()
+    screenshot(page, "phone-selection-web-size", full_page=False)
+    with page.expect_download() as download:
+        web_size.click()
+    assert download.value.suggested_filename == "Anna & Tom, 12 July (2 photos).zip"
+    members = zip_members(Path(download.value.path()))
+    assert [name for name, _ in members] == ["IMG_0001.jpg", "IMG_0003.jpg"]
+    for name, data in members:
+        web = http("GET", f"{site.url}/api/share/{site.open_token}/download/{large[name]['id']}?size=large").body
+        assert data == web  # the web-size JPEG, not the original
+        assert data != site.photos[name]

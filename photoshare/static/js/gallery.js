@@ -319,13 +319,18 @@
     const size = bar.querySelector("[data-selection-size]");
     const error = bar.querySelector("[data-selection-error]");
     const download = bar.querySelector("[data-selection-download]");
+    const downloadLarge = bar.querySelector("[data-selection-download-large]"); // absent on web-size-only links
     const clear = bar.querySelector("[data-selection-clear]");
     const total = Number(gallery.dataset.total);
     let chosen = new Map();
 
     try {
       const stored = JSON.parse(window.localStorage.getItem(key) || "{}");
-      Object.keys(stored).forEach((id) => chosen.set(id, Number(stored[id]) || 0));
+      // [bytes, web-size bytes] per photo id (a plain number: stored before web size was offered).
+      Object.keys(stored).forEach((id) => {
+        const value = stored[id];
+        chosen.set(id, Array.isArray(value) ? [Number(value[0]) || 0, Number(value[1]) || 0] : [Number(value) || 0, 0]);
+      });
     } catch (problem) {
       chosen = new Map(); // no storage (private mode) or a damaged entry: start empty
     }
@@ -345,7 +350,15 @@
         box.closest(".tile").classList.toggle("is-selected", box.checked);
       });
       let bytes = 0;
-      chosen.forEach((value) => (bytes += value));
+      let largeBytes = 0;
+      chosen.forEach((value) => {
+        bytes += value[0];
+        largeBytes += value[1];
+      });
+      if (downloadLarge) {
+        downloadLarge.hidden = largeBytes === 0;
+        downloadLarge.querySelector("span").textContent = downloadLarge.dataset.text.replace("{size}", humanSize(largeBytes));
+      }
       count.textContent = bar.dataset.textSelected.replace("{count}", number(chosen.size));
       size.textContent = humanSize(bytes);
       bar.hidden = chosen.size === 0;
@@ -361,7 +374,7 @@
     gallery.addEventListener("change", (event) => {
       const box = event.target.closest("[data-select]");
       if (!box) return;
-      if (box.checked) chosen.set(box.value, Number(box.dataset.bytes));
+      if (box.checked) chosen.set(box.value, [Number(box.dataset.bytes), Number(box.dataset.largeBytes) || 0]);
       else chosen.delete(box.value);
       showError("");
       save();
@@ -379,11 +392,13 @@
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
           (await response.json()).photos.forEach((photo) => {
             // A web-size-only link downloads the large JPEGs: count their bytes.
+            const large = photo.sizes && photo.sizes.large ? photo.sizes.large.bytes || 0 : 0;
             const only = photo.sizes && !photo.sizes.original && photo.sizes.large;
-            chosen.set(String(photo.id), only ? only.bytes || 0 : photo.size);
+            chosen.set(String(photo.id), [only ? large : photo.size, large]);
           });
         } catch (problem) {
-          gallery.querySelectorAll("[data-select]").forEach((box) => chosen.set(box.value, Number(box.dataset.bytes)));
+          gallery.querySelectorAll("[data-select]").forEach((box) =>
+            chosen.set(box.value, [Number(box.dataset.bytes), Number(box.dataset.largeBytes) || 0]));
         }
       }
       save();
@@ -398,16 +413,17 @@
       selectAll.focus(); // the bar is gone: keep the keyboard user near the photos
     });
 
-    download.addEventListener("click", async () => {
-      download.disabled = true;
-      download.setAttribute("aria-busy", "true");
+    // Either button: the selection in its original files, or in web size (large JPEGs).
+    async function downloadSelection(button, size) {
+      button.disabled = true;
+      button.setAttribute("aria-busy", "true");
       showError("");
       try {
         const response = await fetch(bar.dataset.selectionsUrl, {
           method: "POST",
           credentials: "same-origin",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
-          body: JSON.stringify({ photo_ids: Array.from(chosen.keys(), Number) }),
+          body: JSON.stringify(Object.assign({ photo_ids: Array.from(chosen.keys(), Number) }, size ? { size } : {})),
         });
         const data = await response.json().catch(() => ({}));
         if (!response.ok) {
@@ -424,10 +440,13 @@
       } catch (problem) {
         showError(bar.dataset.textFailed);
       } finally {
-        download.disabled = false;
-        download.removeAttribute("aria-busy");
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
       }
-    });
+    }
+
+    download.addEventListener("click", () => downloadSelection(download, null));
+    if (downloadLarge) downloadLarge.addEventListener("click", () => downloadSelection(downloadLarge, "large"));
 
     // Tiles that "Load more" adds get their checks set from the stored choice.
     new MutationObserver(render).observe(gallery, { childList: true });
