@@ -25,10 +25,10 @@ from ..delivery import links
 from ..download_rules import DownloadAsk, DownloadLimitReached, DownloadPinRequired, EmailRequired, WrongDownloadPin
 from ..errors import AppError, error_response, wants_json
 from ..models import ShareLink
-from . import count_download, pages_bp, visitor_share
+from . import EMAIL_KEY, count_download, pages_bp, visitor_share
 
 PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
-EMAIL_KEY, EMAIL_SHARES_KEY = "visitor_email", "visitor_email_shares"
+EMAIL_SHARES_KEY = "visitor_email_shares"
 
 
 def email_given(link: ShareLink) -> bool:

@@ -366,6 +366,11 @@
       selectAll.setAttribute("aria-pressed", String(chosen.size > 0 && chosen.size >= total));
     }
 
+    // [bytes, web-size bytes] of a tile's photo, from its check box.
+    function tileBytes(box) {
+      return [Number(box.dataset.bytes), Number(box.dataset.largeBytes) || 0];
+    }
+
     function showError(message) {
       error.textContent = message;
       error.hidden = !message;
@@ -374,7 +379,7 @@
     gallery.addEventListener("change", (event) => {
       const box = event.target.closest("[data-select]");
       if (!box) return;
-      if (box.checked) chosen.set(box.value, [Number(box.dataset.bytes), Number(box.dataset.largeBytes) || 0]);
+      if (box.checked) chosen.set(box.value, tileBytes(box));
       else chosen.delete(box.value);
       showError("");
       save();
@@ -398,7 +403,7 @@
           });
         } catch (problem) {
           gallery.querySelectorAll("[data-select]").forEach((box) =>
-            chosen.set(box.value, [Number(box.dataset.bytes), Number(box.dataset.largeBytes) || 0]));
+            chosen.set(box.value, tileBytes(box)));
         }
       }
       save();
