@@ -104,6 +104,8 @@ def test_download_selected_asks_for_the_e_mail_first_then_sends_exactly_the_sele
     page.goto(f"{live_server.url}/s/{token}")
     page.get_by_label("Select IMG_0003.jpg").check()
     page.get_by_role("button", name="Download selected").click()
+    # The gallery shows the same form inline: wait for the gate's own page, which names the selection next.
+    page.wait_for_url(re.compile(r"/before-download\?next="))
     expect(page.get_by_label("Your e-mail address")).to_be_visible()
     settle_and_check(page, "phone", "selection-email-form")
     page.get_by_label("Your e-mail address").fill("guest@example.com")
