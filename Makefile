@@ -59,7 +59,7 @@ system-deps:
 PG_TESTS := tests/test_migrations.py tests/test_owner.py tests/test_owner_shares.py tests/test_share_pages.py \
 	tests/test_downloads_photo.py tests/test_downloads_archive.py tests/test_downloads_http.py \
 	tests/test_jobs_embedded.py tests/test_names.py tests/test_bad_input.py \
-	tests/test_activity.py tests/test_activity_owner.py tests/test_activity_mail.py tests/test_download_rules.py
+	tests/test_activity.py tests/test_activity_counters.py tests/test_activity_owner.py tests/test_activity_mail.py tests/test_download_rules.py
 
 test: system-deps dev-deps
 	$(BIN)/ruff check .

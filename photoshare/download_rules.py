@@ -141,9 +141,19 @@ def limit_reached(link: ShareLink, kind: str) -> bool:
     return limit is not None and taken >= limit
 
 
+def has_limit(link: ShareLink, kind: str) -> bool:
+    return getattr(link, _columns(kind)[1]) is not None
+
+
+def slot_column(kind: str) -> str:
+    """The link's column counting downloads of `kind` against its limit."""
+    return _columns(kind)[0]
+
+
 def take_slot(link_id: int, kind: str) -> bool:
-    """Take one download slot, atomically: False (nothing taken) when the limit is reached. Counted also
-    without a limit, so the owner sees the numbers before setting one."""
+    """Take one download slot, atomically, in the request: False (nothing taken) when the limit is reached, so
+    parallel requests never exceed it. Without a limit the slot is only counted, by the activity writer (the
+    owner sees the numbers before setting one), and this write is spared."""
     taken, limit = (getattr(ShareLink, name) for name in _columns(kind))
     result = db.session.execute(
         db.update(ShareLink)

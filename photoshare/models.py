@@ -251,14 +251,7 @@ class ActivityDay(db.Model):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-def increment(model: type[db.Model], row_id: int, *columns: str) -> None:
-    """Add one to counters in the database itself, in one statement, so concurrent workers never lose a count."""
-    attrs = [getattr(model, column) for column in columns]
-    db.session.execute(db.update(model).where(model.id == row_id).values({attr: attr + 1 for attr in attrs}))
-    db.session.commit()
-
-
 __all__ = [
     "ActivityDay", "ActivityEvent", "Album", "DownloadJob", "DownloadNotice", "Photo", "Selection", "ShareLink", "User",
-    "increment", "utcnow",
+    "utcnow",
 ]

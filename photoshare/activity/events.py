@@ -50,6 +50,9 @@ class Event:
     email: str | None = None
     network: str | None = None
     user_agent: str = field(default="", repr=False)
+    # The link's counters this event adds one to (store.COUNTERS: downloads started and finished, download-limit
+    # slots not taken in the request): written with the event's batch, so no request waits for that write.
+    counters: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (Redis keeps events as JSON between the request and the writer)."""
@@ -59,7 +62,7 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:
-        return cls(**{**data, "at": datetime.fromisoformat(data["at"])})
+        return cls(**{**data, "at": datetime.fromisoformat(data["at"]), "counters": tuple(data.get("counters", ()))})
 
 
 def truncate_address(address: str | None) -> str | None:

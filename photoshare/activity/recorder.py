@@ -1,8 +1,9 @@
 """Recording off the request path: a request appends an event to a queue and returns; a writer thread of the
 same process writes the queue to the database in batches every ACTIVITY_FLUSH_SECONDS.
 
-Why: a database write inside each gallery request queued behind every other writer (SQLite has one write lock)
-and put the gallery's p99 over 3 s under 50 clients. Now a request costs an append to a deque (embedded) or one
+Why: a database write inside each gallery request (view_count) and each download (its counters) queued behind
+every other writer (SQLite has one write lock) and put the gallery's p99 over 3 s under 50 clients; the link's
+counters now travel with the events (Event.counters) and are added in the writer's batch. Now a request costs an append to a deque (embedded) or one
 RPUSH to Redis (REDIS_URL set: the events then survive a killed process, and any process's writer, or the
 sweeper run by Celery beat, drains the list).
 
@@ -40,7 +41,8 @@ class Recorder:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.enabled = bool(app.config["ACTIVITY_ENABLED"])
+        # Off: no event rows are kept, but the links' counters (views, downloads, limit slots) still are.
+        self.keep_rows = bool(app.config["ACTIVITY_ENABLED"])
         self.interval = max(0.05, float(app.config["ACTIVITY_FLUSH_SECONDS"]))
         self.redis_url: str | None = app.config["REDIS_URL"]
         self._pending: deque[Event] = deque()
@@ -53,8 +55,6 @@ class Recorder:
 
     def record(self, event: Event) -> None:
         """Queue `event`; never raises and never waits for the database."""
-        if not self.enabled:
-            return
         try:
             self._ensure_writer()
             if self.redis_url and self._push(event):
@@ -89,7 +89,7 @@ class Recorder:
 
     def _write(self, batch: list[Event]) -> bool:
         try:
-            firsts = write_batch(batch)
+            firsts = write_batch(batch, keep_rows=self.keep_rows)
         except Exception:
             log.exception("could not write %d activity event(s); kept for the next attempt", len(batch))
             return False

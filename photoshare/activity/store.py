@@ -7,7 +7,7 @@ for SQLite's one lock inside the requests.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,27 +25,36 @@ _signals = Namespace()
 first_download = _signals.signal("first-download")
 
 
-def write_batch(events: Iterable[Event]) -> list[int]:
-    """Store `events` in one transaction: rows for visits and downloads, `view` ticks added to view_count.
-    Returns the ids of links whose first finished download this batch recorded (claimed atomically, so across
-    processes each link is returned exactly once). Raises on a database error, leaving nothing half-written."""
-    rows, views, finished = [], Counter[int](), set()
+# The link's counters an event may add to (Event.counters); anything else (e.g. from a tampered Redis list) is
+# ignored. view_count is added to by every `visit` and `view`.
+COUNTERS = frozenset({"download_started_count", "download_count", "album_downloads", "photo_downloads"})
+
+
+def write_batch(events: Iterable[Event], *, keep_rows: bool = True) -> list[int]:
+    """Store `events` in one transaction: rows for visits and downloads (unless `keep_rows` is False: activity
+    switched off), and one UPDATE per link adding its views and its events' counters. Returns the ids of links
+    whose first finished download this batch recorded (claimed atomically, so across processes each link is
+    returned exactly once). Raises on a database error, leaving nothing half-written."""
+    rows, added, finished = [], defaultdict[int, Counter[str]](Counter), set()
     for event in events:
+        counts = added[event.share_id]
+        counts.update(name for name in event.counters if name in COUNTERS)
+        if event.kind in (VIEW, VISIT):
+            counts["view_count"] += 1
         if event.kind == VIEW:
-            views[event.share_id] += 1
             continue
-        rows.append(_row(event))
-        if event.kind == VISIT:
-            views[event.share_id] += 1
-        elif event.finished:
+        if keep_rows:
+            rows.append(_row(event))
+        if event.kind != VISIT and event.finished:
             finished.add(event.share_id)
     try:
         if rows:
             db.session.execute(insert(ActivityEvent), rows)
-        for share_id, count in views.items():
-            db.session.execute(
-                db.update(ShareLink).where(ShareLink.id == share_id).values(view_count=ShareLink.view_count + count)
-            )
+        for share_id, counts in added.items():
+            if counts:
+                columns = {getattr(ShareLink, name): func.coalesce(getattr(ShareLink, name), 0) + n
+                           for name, n in counts.items()}
+                db.session.execute(db.update(ShareLink).where(ShareLink.id == share_id).values(columns))
         firsts = [share_id for share_id in sorted(finished) if _claim_first_download(share_id)]
         db.session.commit()
     except Exception:

@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from .. import activity
 from ..access import open_share
 from ..delivery import Delivery
-from ..models import ShareLink, increment, utcnow
+from ..models import ShareLink, utcnow
 
 pages_bp = Blueprint("share", __name__)
 api_bp = Blueprint("share_api", __name__, url_prefix="/api/share")
@@ -40,28 +40,29 @@ MAX_VISITED = 50  # links remembered per session; an older one opened again coun
 def count_download(
     link: ShareLink, kind: str = "album", *, photo_id: int | None = None, part: str | None = None,
     size: str | None = "original",
-) -> Callable[[Delivery], None]:
-    """A close callback counting on the link a download started (a GET from the first byte) and one finished
-    (the client acknowledged the file's last byte; see received.py for what can still over-count), and
-    recording the response as activity (`kind`: photo, album, part, selection, prepared): the one place every
-    kind of download reports to.
+) -> Callable[..., None]:
+    """A close callback recording the response as activity (`kind`: photo, album, part, selection, prepared):
+    the one place every kind of download reports to. The event carries the link's counters it adds to: a
+    download started (a GET from the first byte), one finished (the client acknowledged the file's last byte;
+    see received.py for what can still over-count), and the download-limit slot when the request took none
+    (`slot`, a column name: the link has no limit, so nothing had to be refused). The activity writer adds
+    them in its next batch: no request waits for a counter write (one lock for every writer on SQLite).
 
-    It runs when the server closes the body, after the request's app context is gone: it brings its own, and
-    takes the visitor (session, address, User-Agent) from the request now.
+    It runs when the server closes the body, after the request's app context is gone, so it takes the visitor
+    (session, address, User-Agent) from the request now.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     link_id, album_id, visitor = link.id, link.album_id, current_visitor()
 
-    def on_close(delivery: Delivery) -> None:
-        counters = [name for name, counts in (("download_started_count", delivery.started_file),
-                                              ("download_count", delivery.finished_file)) if counts]
-        if delivery.method == "GET" and delivery.status in (200, 206) and (delivery.bytes_sent or counters):
-            # Queued first: it never raises, so a failing counter write below cannot lose the event.
+    def on_close(delivery: Delivery, slot: str | None = None) -> None:
+        counters = tuple(name for name, counts in (("download_started_count", delivery.started_file),
+                                                   ("download_count", delivery.finished_file),
+                                                   (slot, slot is not None)) if counts)
+        sent = delivery.method == "GET" and delivery.status in (200, 206) and delivery.bytes_sent
+        if sent or counters:
             activity.record(_event(link_id, album_id, kind, visitor, photo_id=photo_id, part=part, size=size,
-                                   bytes=delivery.bytes_sent, finished=delivery.finished_file), app)
-        if counters:
-            with app.app_context():
-                increment(ShareLink, link_id, *counters)
+                                   bytes=delivery.bytes_sent, finished=delivery.finished_file,
+                                   counters=counters), app)
 
     return on_close
 

@@ -72,17 +72,21 @@ def deliver(
     is sent."""
     pin_checked = check_download(link, kind, sends=True)
     refused: list[bool] = []
+    deferred_slot: list[str] = []
     counter = count_download(link, kind, photo_id=photo_id, part=part, size=size)
 
     def on_close(sent: delivery.Delivery) -> None:
         if not refused:  # a refused response sends nothing: it must not count as started
-            counter(sent)
+            counter(sent, slot=deferred_slot[0] if deferred_slot else None)
 
     response = build(on_close)
-    if delivery.starts_download(request.environ, response) and not download_rules.take_slot(link.id, kind):
-        refused.append(True)
-        response.close()  # releases what the response holds (an open file, an archive's shared lock)
-        raise DownloadLimitReached()
+    if delivery.starts_download(request.environ, response):
+        if not download_rules.has_limit(link, kind):
+            deferred_slot.append(download_rules.slot_column(kind))  # only counted: the activity writer adds it
+        elif not download_rules.take_slot(link.id, kind):
+            refused.append(True)
+            response.close()  # releases what the response holds (an open file, an archive's shared lock)
+            raise DownloadLimitReached()
     return grant_pin(response, link) if pin_checked else response
 
 
