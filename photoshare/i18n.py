@@ -12,6 +12,7 @@ locale data and never from a hand-made format in a template or an e-mail.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from flask import Flask, g, has_request_context, request
 from flask_babel import (
@@ -91,6 +92,13 @@ def current_language() -> str:
 def filesize(size: int) -> str:
     """Bytes as people read them, in powers of 1000 like phones and browsers, with the locale's decimal mark:
     950 bytes, 4.2 MB / 4,2 MB, 12 GB."""
+    return _filesize(str(get_locale() or LANGUAGES[0]), int(size))
+
+
+@lru_cache(maxsize=8192)
+def _filesize(locale: str, size: int) -> str:
+    """`filesize` in `locale` (the request's): cached, since a gallery page shows two sizes per photo and
+    Babel's number formatting was the page's most expensive filter; the same album is shown again and again."""
     if size < 1000:
         return ngettext("%(num)d byte", "%(num)d bytes", size)
     value = float(size)
