@@ -92,6 +92,22 @@ def app(instance: Path, database_config: dict[str, Any]):
 
 
 @pytest.fixture
+def embedded_jobs(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Background jobs in the app's own pool (no broker), with a short heartbeat limit for every app of the test,
+    in-process and gunicorn alike; the pool is stopped afterwards. Use it before `app`, which reads the environment:
+    `pytestmark = pytest.mark.usefixtures("embedded_jobs")`."""
+    from tests.jobs_support import JOB_ENV
+
+    for name, value in JOB_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = request.getfixturevalue("app")
+    yield
+    app.extensions["photoshare.jobs"].stop()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 
