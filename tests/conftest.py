@@ -10,11 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from PIL import Image
 
 from photoshare import albums, create_app
@@ -80,15 +82,22 @@ def instance(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def app(instance: Path, database_config: dict[str, Any]):
-    app = create_app(base_config(instance) | database_config)
+@contextmanager
+def running_app(config: dict[str, Any]) -> Iterator[Flask]:
+    """An app made from `config` with its tables created; its database connections closed afterwards."""
+    app = create_app(config)
     with app.app_context():
         db.create_all()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(instance: Path, database_config: dict[str, Any]):
+    with running_app(base_config(instance) | database_config) as app:
+        yield app
 
 
 @pytest.fixture
@@ -306,10 +315,5 @@ def make_site(instance: Path, database_config: dict[str, Any]) -> Iterator[Calla
 @pytest.fixture
 def s3_app(instance: Path, database_config: dict[str, Any], s3_config: dict[str, Any]):
     """Like `app`, but photos, thumbnails and archives live in the `s3_config` bucket."""
-    app = create_app(base_config(instance) | database_config | s3_config)
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with running_app(base_config(instance) | database_config | s3_config) as app:
+        yield app
