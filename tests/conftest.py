@@ -1,4 +1,4 @@
-"""Shared fixtures: an app on a temporary instance folder, test data, and a real gunicorn."""
+"""Shared fixtures: an app on a temporary instance folder, test data, a real gunicorn, and `Site` (the two together)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from photoshare import albums, create_app
 from photoshare.access import create_share_link
 from photoshare.auth import create_user
 from photoshare.extensions import db
+from photoshare.models import Album, ShareLink, User
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER_EMAIL = "owner@example.com"
@@ -67,12 +69,17 @@ def postgres_server():
     server.stop()
 
 
-@pytest.fixture
-def database_config(postgres_server) -> dict[str, Any]:
-    """Extra app config choosing the database: a fresh PostgreSQL database per test, or the default SQLite."""
+def database_settings(postgres_server) -> dict[str, Any]:
+    """Extra app config choosing the database: a fresh PostgreSQL database, or the default SQLite."""
     if postgres_server is None:
         return {}
     return {"DATABASE_URL": postgres_server.new_database()}
+
+
+@pytest.fixture
+def database_config(postgres_server) -> dict[str, Any]:
+    """`database_settings` for one test."""
+    return database_settings(postgres_server)
 
 
 @pytest.fixture
@@ -244,6 +251,92 @@ def live_server(app, instance: Path) -> Iterator[LiveServer]:
     server = LiveServer(instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
     yield server
     server.stop()
+
+
+def module_instance(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """An empty instance folder for a module-scoped site (`name` tells the modules' folders apart)."""
+    path = tmp_path_factory.mktemp(name) / "instance"
+    path.mkdir()
+    return path
+
+
+def stop_serving(app: Flask, server: LiveServer) -> None:
+    """Stop a site's gunicorn, then close its app's database connections."""
+    server.stop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def noise_jpeg(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+@dataclass
+class Site:
+    """An app with an owner and the gunicorn serving it, seen from outside: a module's real server."""
+
+    app: Flask
+    server: LiveServer
+    instance: Path
+    owner_id: int
+
+    @classmethod
+    def start(cls, instance: Path, config: dict[str, Any] | None = None, *, env: dict[str, str] | None = None,
+              owner_email: str = OWNER_EMAIL, workers: int = 2) -> Site:
+        """Create the database and the owner for `base_config(instance) | config`, then start gunicorn with
+        `env` on it; `stop()` ends both."""
+        app = create_app(base_config(instance) | (config or {}))
+        with app.app_context():
+            db.create_all()
+            owner_id = create_user(owner_email, OWNER_PASSWORD).id
+        server = LiveServer(instance, env=env, workers=workers, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+        return cls(app, server, instance, owner_id)
+
+    def stop(self) -> None:
+        stop_serving(self.app, self.server)
+
+    @property
+    def temp_dir(self) -> Path:
+        return Path(self.app.config["TEMP_DIR"])
+
+    def album(self, photos: int = 3, side: int = 300, title: str = "Holiday") -> tuple[int, str]:
+        """A new album of noise JPEGs (side × side) and a share link: (album id, token)."""
+        with self.app.app_context():
+            album = albums.create_album(db.session.get(User, self.owner_id), title)
+            for i in range(photos):
+                albums.add_photo(album, f"IMG_{i:04d}.jpg", io.BytesIO(noise_jpeg(side)), commit=False)
+            albums.refresh_version(album)
+            return album.id, create_share_link(album).token
+
+    def version(self, album_id: int) -> str:
+        with self.app.app_context():
+            return db.session.get(Album, album_id).version
+
+    def builds(self, album_id: int) -> int:
+        """How many times any worker built this album's current archive (from the log)."""
+        return self.server.log.read_text().count(f"built archive album-{self.version(album_id)}.zip")
+
+    def downloads(self, token: str) -> int:
+        """Finished downloads of the link."""
+        with self.app.app_context():
+            return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
+
+    def started(self, token: str) -> int:
+        with self.app.app_context():
+            column = ShareLink.download_started_count
+            return db.session.execute(db.select(column).where(ShareLink.token == token)).scalar_one()
+
+    def url(self, token: str, what: str = "download-all") -> str:
+        return f"{self.server.url}/api/share/{token}/{what}"
+
+    def wait_temp_empty(self, timeout: float = 10) -> list[str]:
+        """The temp folder's files once it is empty, or whatever is still there after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := sorted(os.listdir(self.temp_dir))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
 
 
 # Object storage: a real S3 HTTP endpoint on this machine (moto in server mode), reached by boto3 over HTTP.
