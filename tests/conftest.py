@@ -1,4 +1,4 @@
-"""Shared fixtures: an app on a temporary instance folder, test data, and a real gunicorn."""
+"""Shared fixtures: an app on a temporary instance folder, test data, a real gunicorn, and `Site` (the two together)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from PIL import Image
 
 from photoshare import albums, create_app
 from photoshare.access import create_share_link
 from photoshare.auth import create_user
 from photoshare.extensions import db
+from photoshare.models import Album, ShareLink, User
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER_EMAIL = "owner@example.com"
@@ -65,12 +69,17 @@ def postgres_server():
     server.stop()
 
 
-@pytest.fixture
-def database_config(postgres_server) -> dict[str, Any]:
-    """Extra app config choosing the database: a fresh PostgreSQL database per test, or the default SQLite."""
+def database_settings(postgres_server) -> dict[str, Any]:
+    """Extra app config choosing the database: a fresh PostgreSQL database, or the default SQLite."""
     if postgres_server is None:
         return {}
     return {"DATABASE_URL": postgres_server.new_database()}
+
+
+@pytest.fixture
+def database_config(postgres_server) -> dict[str, Any]:
+    """`database_settings` for one test."""
+    return database_settings(postgres_server)
 
 
 @pytest.fixture
@@ -80,15 +89,38 @@ def instance(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def app(instance: Path, database_config: dict[str, Any]):
-    app = create_app(base_config(instance) | database_config)
+@contextmanager
+def running_app(config: dict[str, Any]) -> Iterator[Flask]:
+    """An app made from `config` with its tables created; its database connections closed afterwards."""
+    app = create_app(config)
     with app.app_context():
         db.create_all()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(instance: Path, database_config: dict[str, Any]):
+    with running_app(base_config(instance) | database_config) as app:
+        yield app
+
+
+@pytest.fixture
+def embedded_jobs(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Background jobs in the app's own pool (no broker), with a short heartbeat limit for every app of the test,
+    in-process and gunicorn alike; the pool is stopped afterwards. Use it before `app`, which reads the environment:
+    `pytestmark = pytest.mark.usefixtures("embedded_jobs")`."""
+    from tests.jobs_support import JOB_ENV
+
+    for name, value in JOB_ENV.items():
+        monkeypatch.setenv(name, value)
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = request.getfixturevalue("app")
+    yield
+    app.extensions["photoshare.jobs"].stop()
 
 
 @pytest.fixture
@@ -221,6 +253,92 @@ def live_server(app, instance: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
+def module_instance(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """An empty instance folder for a module-scoped site (`name` tells the modules' folders apart)."""
+    path = tmp_path_factory.mktemp(name) / "instance"
+    path.mkdir()
+    return path
+
+
+def stop_serving(app: Flask, server: LiveServer) -> None:
+    """Stop a site's gunicorn, then close its app's database connections."""
+    server.stop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def noise_jpeg(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+@dataclass
+class Site:
+    """An app with an owner and the gunicorn serving it, seen from outside: a module's real server."""
+
+    app: Flask
+    server: LiveServer
+    instance: Path
+    owner_id: int
+
+    @classmethod
+    def start(cls, instance: Path, config: dict[str, Any] | None = None, *, env: dict[str, str] | None = None,
+              owner_email: str = OWNER_EMAIL, workers: int = 2) -> Site:
+        """Create the database and the owner for `base_config(instance) | config`, then start gunicorn with
+        `env` on it; `stop()` ends both."""
+        app = create_app(base_config(instance) | (config or {}))
+        with app.app_context():
+            db.create_all()
+            owner_id = create_user(owner_email, OWNER_PASSWORD).id
+        server = LiveServer(instance, env=env, workers=workers, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
+        return cls(app, server, instance, owner_id)
+
+    def stop(self) -> None:
+        stop_serving(self.app, self.server)
+
+    @property
+    def temp_dir(self) -> Path:
+        return Path(self.app.config["TEMP_DIR"])
+
+    def album(self, photos: int = 3, side: int = 300, title: str = "Holiday") -> tuple[int, str]:
+        """A new album of noise JPEGs (side × side) and a share link: (album id, token)."""
+        with self.app.app_context():
+            album = albums.create_album(db.session.get(User, self.owner_id), title)
+            for i in range(photos):
+                albums.add_photo(album, f"IMG_{i:04d}.jpg", io.BytesIO(noise_jpeg(side)), commit=False)
+            albums.refresh_version(album)
+            return album.id, create_share_link(album).token
+
+    def version(self, album_id: int) -> str:
+        with self.app.app_context():
+            return db.session.get(Album, album_id).version
+
+    def builds(self, album_id: int) -> int:
+        """How many times any worker built this album's current archive (from the log)."""
+        return self.server.log.read_text().count(f"built archive album-{self.version(album_id)}.zip")
+
+    def downloads(self, token: str) -> int:
+        """Finished downloads of the link."""
+        with self.app.app_context():
+            return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
+
+    def started(self, token: str) -> int:
+        with self.app.app_context():
+            column = ShareLink.download_started_count
+            return db.session.execute(db.select(column).where(ShareLink.token == token)).scalar_one()
+
+    def url(self, token: str, what: str = "download-all") -> str:
+        return f"{self.server.url}/api/share/{token}/{what}"
+
+    def wait_temp_empty(self, timeout: float = 10) -> list[str]:
+        """The temp folder's files once it is empty, or whatever is still there after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := sorted(os.listdir(self.temp_dir))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
+
 # Object storage: a real S3 HTTP endpoint on this machine (moto in server mode), reached by boto3 over HTTP.
 S3_TEST_KEYS = {"S3_ACCESS_KEY": "testing-access-key", "S3_SECRET_KEY": "testing-secret-key", "S3_REGION": "us-east-1"}
 
@@ -290,10 +408,5 @@ def make_site(instance: Path, database_config: dict[str, Any]) -> Iterator[Calla
 @pytest.fixture
 def s3_app(instance: Path, database_config: dict[str, Any], s3_config: dict[str, Any]):
     """Like `app`, but photos, thumbnails and archives live in the `s3_config` bucket."""
-    app = create_app(base_config(instance) | database_config | s3_config)
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with running_app(base_config(instance) | database_config | s3_config) as app:
+        yield app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -16,15 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from photoshare import activity, create_app
-from photoshare.auth import create_user
+from photoshare import activity
 from photoshare.extensions import db
 from photoshare.jobs import sweep
 from photoshare.models import ActivityDay, ActivityEvent, Photo, ShareLink, utcnow
-from tests.conftest import LiveServer, base_config
+from tests.conftest import Site, database_settings, module_instance
 from tests.jobs_support import http as http_request
 from tests.jobs_support import poll_status, wait_until
-from tests.test_downloads_http import Site
 
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/120.0.0.0 Safari/537.36")
@@ -34,19 +33,10 @@ FAST_WRITER = {"ACTIVITY_FLUSH_SECONDS": "0.2", "DOWNLOAD_ALL_RATE_LIMIT": "1000
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, postgres_server) -> Any:
-    instance = tmp_path_factory.mktemp("activity") / "instance"
-    instance.mkdir()
-    database = {"DATABASE_URL": postgres_server.new_database()} if postgres_server is not None else {}
-    app = create_app(base_config(instance) | database)
-    with app.app_context():
-        db.create_all()
-        owner_id = create_user("owner@example.com", "correct horse battery").id
-    server = LiveServer(instance, env=FAST_WRITER, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
-    yield Site(app, server, instance, owner_id)
-    server.stop()
-    with app.app_context():
-        db.engine.dispose()
+def site(tmp_path_factory, postgres_server) -> Iterator[Site]:
+    site = Site.start(module_instance(tmp_path_factory, "activity"), database_settings(postgres_server), env=FAST_WRITER)
+    yield site
+    site.stop()
 
 
 def get(site: Site, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any, bytes]:
@@ -242,13 +232,7 @@ def test_nothing_queued_is_lost_when_gunicorn_stops_right_after_the_requests(tmp
     """The writer never flushes on its own here (an hour): only the shutdown hook can write the events."""
     instance = tmp_path / "instance"
     instance.mkdir()
-    app = create_app(base_config(instance) | database_config)
-    with app.app_context():
-        db.create_all()
-        owner_id = create_user("owner@example.com", "correct horse battery").id
-    server = LiveServer(instance, env={"ACTIVITY_FLUSH_SECONDS": "3600"}, workers=2,
-                        database_url=app.config["SQLALCHEMY_DATABASE_URI"])
-    site = Site(app, server, instance, owner_id)
+    site = Site.start(instance, database_config, env={"ACTIVITY_FLUSH_SECONDS": "3600"}, workers=2)
     album_id, token = site.album(photos=1)
     photo = photo_of(site, album_id)
     for _ in range(20):
@@ -256,13 +240,12 @@ def test_nothing_queued_is_lost_when_gunicorn_stops_right_after_the_requests(tmp
         assert get(site, f"/api/share/{token}/download/{photo.id}")[0] == 200
     assert events(site, token) == []  # still queued in the workers
 
-    server.process.send_signal(signal.SIGTERM)
-    server.process.wait(timeout=30)
+    site.server.process.send_signal(signal.SIGTERM)
+    site.server.process.wait(timeout=30)
 
     rows = events(site, token)
     assert len(rows) == 40 and sum(row.kind == "visit" for row in rows) == 20
-    with app.app_context():
-        db.engine.dispose()
+    site.stop()  # gunicorn has stopped already: closes the app's database connections
 
 
 def test_old_events_fold_into_daily_totals_that_totals_and_charts_still_count(app, make_album, make_share):

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from photoshare import activity, create_app
-from photoshare.auth import create_user
+from photoshare import activity
 from photoshare.extensions import db
 from photoshare.jobs.owner_mail import send_due_digests
 from photoshare.models import ActivityEvent, Album, Photo, ShareLink, utcnow
-from tests.conftest import LiveServer, base_config
+from tests.conftest import Site
 from tests.jobs_support import CeleryWorker, RedisServer, SmtpSink, http, wait_until
-from tests.test_downloads_http import Site
 
 OWNER = "owner@example.com"
 
@@ -29,15 +27,10 @@ def mail_env(smtp: SmtpSink) -> dict[str, str]:
 def make_site(root: Path, env: dict[str, str], database_url: str | None) -> Site:
     instance = root / "instance"
     instance.mkdir()
-    config = base_config(instance) | {k: (int(v) if v.isdigit() else v) for k, v in env.items()}
+    config = {k: (int(v) if v.isdigit() else v) for k, v in env.items()}
     if database_url:
         config["DATABASE_URL"] = database_url
-    app = create_app(config)
-    with app.app_context():
-        db.create_all()
-        owner_id = create_user(OWNER, "correct horse battery").id
-    server = LiveServer(instance, env=env, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
-    return Site(app, server, instance, owner_id)
+    return Site.start(instance, config, env=env, owner_email=OWNER)
 
 
 def first_photo(site: Site, album_id: int) -> int:

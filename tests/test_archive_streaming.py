@@ -24,8 +24,9 @@ from photoshare.archive import archive_layout
 from photoshare.extensions import db
 from photoshare.models import Album
 from photoshare.zip_layout import Layout
+from tests.conftest import Site
 from tests.jobs_support import SlowPhoto, expected_archive
-from tests.test_downloads_http import Site, _children, _eventually, run
+from tests.test_downloads_http import _children, _eventually, run
 from tests.test_downloads_http import site as site
 
 HEAD_TIMEOUT = 30.0  # seconds: generous for a loaded machine (a worker may still boot); bench/ measures the time

@@ -17,94 +17,25 @@ import subprocess
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from flask import Flask
-from PIL import Image
 
-from photoshare import albums, create_app
-from photoshare.access import create_share_link
-from photoshare.auth import create_user
+from photoshare import albums
 from photoshare.extensions import db
-from photoshare.models import Album, ShareLink, User
-from tests.conftest import LiveServer, base_config
-
-
-@dataclass
-class Site:
-    app: Flask
-    server: LiveServer
-    instance: Path
-    owner_id: int
-
-    @property
-    def temp_dir(self) -> Path:
-        return Path(self.app.config["TEMP_DIR"])
-
-    def album(self, photos: int = 3, side: int = 300, title: str = "Holiday") -> tuple[int, str]:
-        """A new album of noise JPEGs (side × side) and a share link: (album id, token)."""
-        with self.app.app_context():
-            album = albums.create_album(db.session.get(User, self.owner_id), title)
-            for i in range(photos):
-                albums.add_photo(album, f"IMG_{i:04d}.jpg", io.BytesIO(noise_jpeg(side)), commit=False)
-            albums.refresh_version(album)
-            return album.id, create_share_link(album).token
-
-    def version(self, album_id: int) -> str:
-        with self.app.app_context():
-            return db.session.get(Album, album_id).version
-
-    def builds(self, album_id: int) -> int:
-        """How many times any worker built this album's current archive (from the log)."""
-        return self.server.log.read_text().count(f"built archive album-{self.version(album_id)}.zip")
-
-    def downloads(self, token: str) -> int:
-        """Finished downloads of the link."""
-        with self.app.app_context():
-            return db.session.execute(db.select(ShareLink.download_count).where(ShareLink.token == token)).scalar_one()
-
-    def started(self, token: str) -> int:
-        with self.app.app_context():
-            column = ShareLink.download_started_count
-            return db.session.execute(db.select(column).where(ShareLink.token == token)).scalar_one()
-
-    def url(self, token: str, what: str = "download-all") -> str:
-        return f"{self.server.url}/api/share/{token}/{what}"
-
-    def wait_temp_empty(self, timeout: float = 10) -> list[str]:
-        """The temp folder's files once it is empty, or whatever is still there after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while (left := sorted(os.listdir(self.temp_dir))) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return left
-
-
-def noise_jpeg(side: int) -> bytes:
-    out = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, "JPEG", quality=92)
-    return out.getvalue()
+from photoshare.models import Album, ShareLink
+from tests.conftest import LiveServer, Site, database_settings, module_instance
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, postgres_server) -> Any:
+def site(tmp_path_factory, postgres_server) -> Iterator[Site]:
     """One gunicorn for the module, on SQLite or (PHOTOSHARE_TEST_POSTGRES=1) a fresh PostgreSQL database."""
-    instance = tmp_path_factory.mktemp("downloads-http") / "instance"
-    instance.mkdir()
-    database = {"DATABASE_URL": postgres_server.new_database()} if postgres_server is not None else {}
-    app = create_app(base_config(instance) | database)
-    with app.app_context():
-        db.create_all()
-        owner_id = create_user("owner@example.com", "correct horse battery").id
-    server = LiveServer(instance, env={"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute"},
-                        database_url=app.config["SQLALCHEMY_DATABASE_URI"])
-    yield Site(app, server, instance, owner_id)
-    server.stop()
-    with app.app_context():
-        db.engine.dispose()
+    site = Site.start(module_instance(tmp_path_factory, "downloads-http"), database_settings(postgres_server),
+                      env={"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute"})
+    yield site
+    site.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from photoshare.jobs import store
 from photoshare.models import Album, DownloadJob, utcnow
 from tests.conftest import LiveServer, make_jpeg
 from tests.jobs_support import (
-    JOB_ENV,
     SlowPhoto,
     at_once,
     expected_archive,
@@ -37,20 +36,7 @@ from tests.jobs_support import (
     zip_cache,
 )
 
-
-@pytest.fixture(autouse=True)
-def job_env(monkeypatch):
-    """Short heartbeat limit for every app of these tests, in-process and gunicorn alike."""
-    for name, value in JOB_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def stop_pool(app):
-    yield
-    app.extensions["photoshare.jobs"].stop()
+pytestmark = pytest.mark.usefixtures("embedded_jobs")
 
 
 @pytest.fixture

@@ -13,20 +13,20 @@ import io
 import re
 import struct
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
 
-from photoshare import albums, create_app, plans
+from photoshare import albums, plans
 from photoshare.access import create_share_link
-from photoshare.auth import create_user
 from photoshare.extensions import db
 from photoshare.models import Album, Photo, Selection, ShareLink
-from tests.conftest import LiveServer, base_config
+from tests.conftest import Site, database_settings, module_instance
 from tests.jobs_support import JOB_ENV, http, poll_status, wait_until
-from tests.test_downloads_http import Site, curl, run
+from tests.test_downloads_http import curl, run
 
 PART_MB = 0.25
 PART_LIMIT = int(PART_MB * 1024 * 1024)
@@ -34,19 +34,11 @@ SETTINGS = {"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute", "ARCHIVE_PART_MB": str
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, postgres_server) -> Any:
-    instance = tmp_path_factory.mktemp("plans-http") / "instance"
-    instance.mkdir()
-    database = {"DATABASE_URL": postgres_server.new_database()} if postgres_server is not None else {}
-    app = create_app(base_config(instance) | database | {"ARCHIVE_PART_MB": PART_MB})
-    with app.app_context():
-        db.create_all()
-        owner_id = create_user("owner@example.com", "correct horse battery").id
-    server = LiveServer(instance, env=SETTINGS, database_url=app.config["SQLALCHEMY_DATABASE_URI"])
-    yield Site(app, server, instance, owner_id)
-    server.stop()
-    with app.app_context():
-        db.engine.dispose()
+def site(tmp_path_factory, postgres_server) -> Iterator[Site]:
+    site = Site.start(module_instance(tmp_path_factory, "plans-http"),
+                      database_settings(postgres_server) | {"ARCHIVE_PART_MB": PART_MB}, env=SETTINGS)
+    yield site
+    site.stop()
 
 
 def photos_of(site: Site, album_id: int) -> list[tuple[int, str, str]]:

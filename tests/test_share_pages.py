@@ -16,7 +16,7 @@ from photoshare.extensions import db
 from photoshare.i18n import filesize as human_size
 from photoshare.models import Album, Photo, ShareLink, utcnow
 from photoshare.storage import get_storage
-from tests.conftest import base_config, csrf_token, make_jpeg
+from tests.conftest import base_config, csrf_token, make_jpeg, running_app
 
 PASSWORD = "blue tulips 42"
 
@@ -389,13 +389,8 @@ def test_password_in_the_query_or_the_header_opens_the_share(app, client, make_a
 @pytest.fixture
 def limited_app(tmp_path: Path, database_config: dict[str, Any]):
     """An app that allows 3 wrong passwords a minute per client and link."""
-    app = create_app(base_config(tmp_path / "limited") | database_config | {"PASSWORD_RATE_LIMIT": "3 per minute"})
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    with running_app(base_config(tmp_path / "limited") | database_config | {"PASSWORD_RATE_LIMIT": "3 per minute"}) as app:
+        yield app
 
 
 def _limited_share(app, *, title: str = "Locked") -> str:

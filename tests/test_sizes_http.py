@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from photoshare.extensions import db
 from photoshare.models import Album, Photo
 from photoshare.sizes import clean_key, large_key
 from photoshare.storage import get_storage
-from tests.conftest import LiveServer, base_config, make_jpeg
+from tests.conftest import LiveServer, base_config, make_jpeg, module_instance, stop_serving
 from tests.location_support import gps_of, has_place_words, jpeg_scan_data, located_image, pixels, srgb_profile
 
 
@@ -75,14 +76,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Any:
-    instance = tmp_path_factory.mktemp("sizes") / "instance"
-    instance.mkdir()
-    site = Site(instance)
+def site(tmp_path_factory) -> Iterator[Site]:
+    site = Site(module_instance(tmp_path_factory, "sizes"))
     yield site
-    site.server.stop()
-    with site.app.app_context():
-        db.engine.dispose()
+    stop_serving(site.app, site.server)
 
 
 def sha256(data: bytes) -> str:

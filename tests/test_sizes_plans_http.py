@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from photoshare.auth import create_user
 from photoshare.extensions import db
 from photoshare.models import Album
 from photoshare.sizes import LARGE, Variant
-from tests.conftest import LiveServer, base_config, make_jpeg
+from tests.conftest import LiveServer, base_config, make_jpeg, module_instance, stop_serving
 
 SETTINGS = {"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute", "ARCHIVE_PART_MB": "0.25", "LARGE_SIZE": "400"}
 
@@ -71,14 +72,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Any:
-    instance = tmp_path_factory.mktemp("sizes-plans") / "instance"
-    instance.mkdir()
-    site = Site(instance)
+def site(tmp_path_factory) -> Iterator[Site]:
+    site = Site(module_instance(tmp_path_factory, "sizes-plans"))
     yield site
-    site.server.stop()
-    with site.app.app_context():
-        db.engine.dispose()
+    stop_serving(site.app, site.server)
 
 
 def entries(data: bytes) -> dict[str, str]:

@@ -13,22 +13,10 @@ from photoshare.extensions import db
 from photoshare.jobs.sweep import sweep
 from photoshare.models import Album
 from tests.conftest import LiveServer, make_jpeg
-from tests.jobs_support import JOB_ENV, http, job_row, poll_status, zip_cache
+from tests.jobs_support import http, job_row, poll_status, zip_cache
 from tests.location_support import gps_of, located_image
 
-
-@pytest.fixture(autouse=True)
-def job_env(monkeypatch):
-    for name, value in JOB_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(autouse=True)
-def stop_pool(app):
-    yield
-    app.extensions["photoshare.jobs"].stop()
+pytestmark = pytest.mark.usefixtures("embedded_jobs")
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from ..errors import AppError, error_response, wants_json
 from ..models import ShareLink
 from . import EMAIL_KEY, count_download, pages_bp, visitor_share
 
+# The visitor pages of downloads (these forms, the "preparing" and "gone" pages of prepare.py): never stored.
 PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 EMAIL_SHARES_KEY = "visitor_email_shares"
 

@@ -20,10 +20,8 @@ from ..jobs import notify
 from ..models import ShareLink
 from ..sizes import ORIGINAL, Variant
 from . import archives, gallery, pages_bp, visitor_share
-from .download_gate import check_download, deliver
+from .download_gate import PAGE_HEADERS, check_download, deliver
 from .jobs_api import notify_requests, requested_email
-
-PAGE_HEADERS = {"Cache-Control": "private, no-store", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
 
 
 def prepare_page_url(token: str) -> str:

@@ -22,7 +22,11 @@ class StoredObject:
 
 
 class Storage(Protocol):
-    """Keys are app-made relative paths such as `originals/3f2a….jpg`; never a user's filename."""
+    """Keys are app-made relative paths such as `originals/3f2a….jpg`; never a user's filename.
+
+    The delivery URLs (`presigned_url`, `public_url`, `cdn_url`) default to None, "the app sends the bytes":
+    a store that subclasses Storage (as local disk does) inherits that instead of spelling it out again.
+    """
 
     def save(self, key: str, source: BinaryIO) -> int:
         """Stream `source` into the store under `key`; returns the bytes written."""
@@ -64,15 +68,15 @@ class Storage(Protocol):
     ) -> str | None:
         """A URL the store answers directly until it expires, naming the file `download_name`; None when the
         app must deliver the bytes itself (local disk). `method` is GET or HEAD: S3 signs the method too."""
-        ...
+        return None
 
     def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
         """The object's CDN address when a CDN is configured (CDN_ENABLED), else None. With `download_name`,
         the edge sends it as the attachment's filename (rules in deploy/cdn.md). Only for what anyone with a
         share's link may see; signed (with a rolling expiry) when the CDN has a signing key."""
-        ...
+        return None
 
     def cdn_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str | None:
         """The object's CDN address signed to expire in `expires_in` seconds; None when the CDN cannot sign
         (no CDN or no CDN_SIGNING_KEY_ID): an unsigned, permanent CDN URL never reaches an original."""
-        ...
+        return None

@@ -11,12 +11,15 @@ from typing import BinaryIO
 
 from werkzeug.security import safe_join
 
-from .base import StoredObject
+from .base import Storage, StoredObject
 
 CHUNK = 1024 * 1024
 
 
-class LocalStorage:
+class LocalStorage(Storage):
+    """Delivers nothing itself: the delivery URLs stay Storage's None, and the app (or nginx through X-Accel)
+    serves local files."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -69,21 +72,3 @@ class LocalStorage:
 
     def local_path(self, key: str) -> Path | None:
         return self.path(key)
-
-    def presigned_url(
-        self,
-        key: str,
-        *,
-        expires_in: int,
-        download_name: str | None = None,
-        content_type: str | None = None,
-        inline: bool = False,
-        method: str = "GET",
-    ) -> str | None:
-        return None  # the app (or nginx through X-Accel) serves local files itself
-
-    def public_url(self, key: str, *, download_name: str | None = None) -> str | None:
-        return None
-
-    def cdn_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str | None:
-        return None

@@ -24,7 +24,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ..config import ConfigError
 from ..names import content_disposition  # one rule for filenames, local and remote
-from .base import StorageError, StoredObject
+from .base import Storage, StorageError, StoredObject
 from .breaker import COOL_DOWN_SECONDS, Breaker
 from .cdn import CdnSigner, stable_expiry
 from .s3_io import TRANSIENT, Counter, KeepOpen, ObjectReader, one_line
@@ -42,7 +42,7 @@ OTHER_CACHE_CONTROL = "private, no-cache"  # prepared ZIPs (rewritten under the 
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
 
-class S3Storage:
+class S3Storage(Storage):
     """The Storage interface on one bucket, plus presigned and CDN URLs for delivery without the app."""
 
     def __init__(
