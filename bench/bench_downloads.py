@@ -7,7 +7,11 @@ On a generated album it measures:
 - "Download all" through gunicorn (deploy/gunicorn.conf.py: gthread workers), fetched by curl: total time and
   time to first byte, against `zip -0 -r` of the same files (the same work, written to disk) and `cat` of
   them (reading only); then, over a raw socket, the time to the first *body* byte and the total of a
-  never-built version, whole and as a range from 90 % (the archive streams while it is built);
+  never-built version, whole and as a range from 90 % (the archive streams while it is built); every timed
+  download is of a never-built version (an archive left lingering, ARCHIVE_LINGER_SECONDS, is removed first as
+  the sweeper would), and one more of the lingering archive shows what a reconnection costs;
+- `aria2c -x 8 -s 8` of a never-built version: how many builds the server logged, and whether the file equals
+  the server's own archive (compared with cmp while it lingers);
 - the peak resident memory of the gunicorn worker while it builds and streams the archive (sampled, and the
   kernel's high-water mark), which must not grow with the album's size;
 - single-photo Range throughput (whole-photo ranges and 64 KiB ranges over one keep-alive connection)
@@ -342,10 +346,23 @@ def raw_download(port: int, path: str, headers: dict[str, str] | None = None, ti
 
 
 def wait_empty(folder: Path, seconds: float = 30) -> None:
-    """Until the temp archive of the last download is gone: the next one is of a never-built version."""
+    """Until the temp archive of the last download is gone, so the next one is of a never-built version: an
+    archive nobody uses any more is removed as the sweeper would (else it lingers ARCHIVE_LINGER_SECONDS)."""
+    from photoshare.delivery.archive_files import remove_stale
+
     deadline = time.monotonic() + seconds
     while os.listdir(folder) and time.monotonic() < deadline:
+        remove_stale(folder, folder.parent / "locks")
         time.sleep(0.02)
+
+
+def aria2c_download(url: str, out: Path, log: Path, timeout: float) -> tuple[float, int]:
+    """`aria2c -x 8 -s 8` of a never-built version: (seconds, archive builds the server logged meanwhile)."""
+    before = log.read_text(errors="replace").count("built archive")
+    seconds = timed(["aria2c", "-x", "8", "-s", "8", "-q", "--file-allocation=none", "--allow-overwrite=true",
+                     "--auto-file-renaming=false", "-d", str(out.parent), "-o", out.name, url], timeout)
+    time.sleep(0.5)  # the builder logs as it ends, a moment after the last byte
+    return seconds, log.read_text(errors="replace").count("built archive") - before
 
 
 def median(values: list[float]) -> float:
@@ -393,11 +410,14 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     print(f"album: {len(files)} photos, {album_bytes / MB:,.0f} MB; {args.rounds} rounds each, medians", flush=True)
     downloads: list[Timing] = []
     with RssSampler(workers) as sampler:
-        for _ in range(args.rounds):
+        for _ in range(args.rounds):  # each of a version no worker has built
+            wait_empty(instance / "tmp")
             downloads.append(curl_download(f"{base}/download-all", deadline))
     hwm_kib = max((memory_kib(pid, "VmHWM") for pid in workers), default=0)
     archive_size = downloads[0].size
-    left = os.listdir(instance / "tmp")
+    time.sleep(0.5)
+    left = os.listdir(instance / "tmp")  # lingering for the next connection (ARCHIVE_LINGER_SECONDS)
+    warm = curl_download(f"{base}/download-all", deadline)  # the lingering archive, built already
     path = f"/api/share/{token}/download-all"
     cold_full, cold_range = [], []
     for _ in range(args.rounds):  # each of a version no worker has built (the last reader removed it)
@@ -405,6 +425,19 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
         cold_full.append(raw_download(port, path))
         wait_empty(instance / "tmp")
         cold_range.append(raw_download(port, path, {"Range": f"bytes={archive_size * 9 // 10}-"}))
+
+    aria = None
+    if shutil.which("aria2c"):
+        wait_empty(instance / "tmp")
+        aria_out = workdir / "aria2c.zip"
+        aria_seconds, aria_builds = aria2c_download(f"http://127.0.0.1:{port}{path}", aria_out,
+                                                    workdir / "gunicorn.log", deadline)
+        built = next((instance / "tmp").glob("album-*.zip"), None)  # still lingering: the server's own bytes
+        same = built is not None and subprocess.run(["cmp", "-s", str(aria_out), str(built)]).returncode == 0
+        import zipfile
+        with zipfile.ZipFile(aria_out) as archive:
+            aria = (aria_seconds, aria_builds, same, len(archive.namelist()) == len(files))
+        aria_out.unlink()
 
     zip_times, cat_times, cat_disk_times = [], [], []
     out = workdir / "baseline.out"
@@ -434,13 +467,20 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     print(f"  ratio download-all / cat > /dev/null {total / cat_time:6.2f}")
     print(f"  worker RSS before {baseline_kib / 1024:.1f} MB, peak sampled {sampler.peak_kib / 1024:.1f} MB, "
           f"high-water mark {hwm_kib / 1024:.1f} MB (album {album_bytes / MB:,.0f} MB)")
-    print(f"  temp files left after the downloads: {len(left)}")
+    print(f"  temp files left after the downloads: {len(left)} (lingering, ARCHIVE_LINGER_SECONDS)")
+    print(f"  download-all of the lingering archive (built already): total {warm.total:.2f} s, "
+          f"first byte {warm.ttfb * 1000:.1f} ms")
     full_first = median([t.ttfb for t in cold_full])
     range_first = median([t.ttfb for t in cold_range])
     print("  never-built version, raw socket (time to the first body byte, not the headers):")
     print(f"    whole archive: first byte {full_first * 1000:10.1f} ms, total {median([t.total for t in cold_full]):.2f} s")
     print(f"    range at 90 %: first byte {range_first * 1000:10.1f} ms, total {median([t.total for t in cold_range]):.2f} s")
     print(f"    ratio never-built download-all / cat > file {median([t.total for t in cold_full]) / cat_disk_time:6.2f}")
+    if aria is not None:
+        print(f"  aria2c -x 8 -s 8 of a never-built version: {aria[0]:.2f} s, builds {aria[1]}, "
+              f"identical to the server's archive: {aria[2]}, every photo listed: {aria[3]}")
+    else:
+        print("  aria2c is not installed: skipping the download-manager check")
 
     nginx_port = free_port()
     nginx = start_nginx(originals.parent, workdir, nginx_port)

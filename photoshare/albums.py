@@ -20,6 +20,7 @@ from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import inspect as sa_inspect
 
 from .archive import ArchiveEntry, archive_digest, plan_archive
 from .decoding import decode_budget
@@ -167,9 +168,30 @@ def refresh_version(album: Album) -> None:
 def archive_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> list[ArchiveEntry]:
     """The entries of the album's "Download all" archive in `variant` (size, location removed), in album
     order; the photos' large or location-free files are made first where an older photo lacks them."""
+    return plan_archive(_plan_rows(album, variant)[1])
+
+
+def archive_plan_ids(album: Album, variant: Variant = ORIGINAL_VARIANT) -> tuple[list[int], list[ArchiveEntry]]:
+    """`archive_plan` and the id of each entry's photo, in the same order."""
+    ids, rows = _plan_rows(album, variant)
+    return ids, plan_archive(rows)
+
+
+def _plan_rows(album: Album, variant: Variant) -> tuple[list[int], list[tuple]]:
+    """(photo ids, plan_archive's rows). The originals of an album whose photos are not loaded come from one
+    column-only query: no ORM object for each of 5,000 photos before a download's first byte."""
+    if variant == ORIGINAL_VARIANT and "photos" in sa_inspect(album).unloaded:
+        rows = db.session.execute(
+            db.select(Photo.id, Photo.original_filename, Photo.stored_name, Photo.size, Photo.sha256,
+                      Photo.taken_at, Photo.uploaded_at, Photo.crc32)
+            .where(Photo.album_id == album.id).order_by(Photo.position, Photo.id)
+        ).all()
+        return [r.id for r in rows], [(r.original_filename, original_key(r.stored_name), r.size, r.sha256,
+                                       r.taken_at or r.uploaded_at, r.crc32) for r in rows]
     photos = ready(album.photos, variant)
     sources = [(p, source_of(p, variant, photo_key(p))) for p in photos]
-    return plan_archive([(s.filename, s.key, s.size, s.sha256, p.archive_time, s.crc32) for p, s in sources])
+    return [p.id for p in photos], [(s.filename, s.key, s.size, s.sha256, p.archive_time, s.crc32)
+                                    for p, s in sources]
 
 
 def variant_version(album: Album, variant: Variant) -> str:
@@ -206,7 +228,11 @@ def ensure_clean(photo: Photo, storage: Storage | None = None) -> None:
 
 
 def photo_key(photo: Photo) -> str:
-    return f"originals/{photo.stored_name}"
+    return original_key(photo.stored_name)
+
+
+def original_key(stored_name: str) -> str:
+    return f"originals/{stored_name}"
 
 
 def thumbnail_key(photo: Photo) -> str:

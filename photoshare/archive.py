@@ -14,8 +14,10 @@ import os
 import posixpath
 import re
 import stat
+import threading
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -32,6 +34,10 @@ COPY_CHUNK = 1024 * 1024  # when the kernel cannot copy (a photo in a bucket)
 KERNEL_STEP = 8 * 1024 * 1024  # progress (a job's heartbeat) after at most this much of one photo
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a ZIP entry can carry
 UNIX_FILE_MODE = 0o100644 << 16  # a regular file, rw-r--r--, for every entry
+
+LAYOUTS_KEPT = 16  # layouts kept per process: a 5,000-photo album's is a few MB
+_LAYOUTS: OrderedDict[str, zip_layout.Layout] = OrderedDict()  # version -> layout
+_LAYOUTS_LOCK = threading.Lock()
 
 MAX_ENTRY_BYTES = 200  # of UTF-8: ext4 and APFS refuse over 255 bytes; room left for a duplicate's `_1`
 
@@ -167,6 +173,27 @@ def archive_layout(entries: Sequence[ArchiveEntry]) -> zip_layout.Layout:
     if missing:
         raise ValueError(f"no CRC-32 for {missing[0]!r}: the layout needs every entry's")
     return zip_layout.compute([zip_layout.LayoutEntry(_zip_info(e), e.size, e.crc32 or 0) for e in entries])
+
+
+def cached_layout(
+    version: str,
+    entries: Sequence[ArchiveEntry],
+    complete: Callable[[Sequence[ArchiveEntry]], Sequence[ArchiveEntry]] | None = None,
+) -> zip_layout.Layout:
+    """`archive_layout` of the archive named `version` (its digest), computed once per version in this process
+    (bounded): a download manager's 8 ranges and every resume reuse it. `complete` fills in missing CRC-32s
+    (e.g. `with_crcs`), only when the layout is not known yet."""
+    with _LAYOUTS_LOCK:
+        layout = _LAYOUTS.get(version)
+        if layout is not None:
+            _LAYOUTS.move_to_end(version)
+            return layout
+    layout = archive_layout(complete(entries) if complete is not None else entries)
+    with _LAYOUTS_LOCK:  # gthread: requests of one worker share this
+        _LAYOUTS[version] = layout
+        while len(_LAYOUTS) > LAYOUTS_KEPT:
+            _LAYOUTS.popitem(last=False)
+    return layout
 
 
 def with_crcs(entries: Sequence[ArchiveEntry], open_source: Callable[[str], BinaryIO]) -> list[ArchiveEntry]:

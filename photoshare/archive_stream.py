@@ -1,13 +1,14 @@
 """A temp archive that is read while it is written, in any order, by any thread or gunicorn worker.
 
-Every byte's place is known from the plan (zip_layout.py), so the builder writes the fixed bytes (headers,
-central directory) first, then copies photos into their places, and readers may start anywhere at once. What is
+Every byte's place is known from the plan (zip_layout.py), so the builder writes the central directory first,
+then each photo with its local header into their places (one pwrite and one kernel copy each: nothing done
+per photo before the first byte of a 5,000-photo album can go out), and readers may start anywhere at once. What is
 written is told by a small progress record beside the archive, `album-<version>.map`, read and written with
 pread/pwrite so that threads and processes see the same thing (it lives in LOCK_DIR, beside the locks):
 
-    byte 0            state: 0 preparing, 1 fixed bytes written, 2 complete, 3 failed
+    byte 0            state: 0 preparing, 1 central directory written, 2 complete, 3 failed
     bytes 1-8         1 + the index of the photo that could not be read (0: none), on failure
-    N bytes           1 when photo i is in place
+    N bytes           1 when photo i and its local header are in place
     N bytes           1 when a reader waits for photo i: the builder fills those first, in turn
 
 A reader that reaches bytes not yet written polls the record (milliseconds) and never returns them. The builder
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import ArchiveEntry, ArchiveSourceError, copy_entry, write_fixed
+from .archive import ArchiveEntry, ArchiveSourceError, copy_entry
 from .lockfiles import is_current
 from .zip_layout import Layout
 
@@ -39,7 +40,9 @@ log = logging.getLogger(__name__)
 
 PREPARING, FIXED, COMPLETE, FAILED = 0, 1, 2, 3
 HEADER = 9
-POLL_FIRST, POLL_MAX = 0.001, 0.02  # seconds a waiting reader sleeps, doubling between the two
+# Seconds a waiting reader sleeps, doubling between the two: a reader as fast as the builder waits for each
+# photo in turn, so a long sleep would halve a download's speed.
+POLL_FIRST, POLL_MAX = 0.0005, 0.005
 BUILDER_CHECK = 0.25  # seconds a reader waits before checking that the builder is still alive
 WANTED_CHECK = 0.005  # seconds between the builder's looks at what readers wait for
 STALL_LIMIT = 300.0  # seconds a reader waits for one piece before giving up (a builder stuck on a dead disk)
@@ -115,6 +118,15 @@ class Record:
         os.ftruncate(self.fd, HEADER + 2 * self.count)
 
 
+def build_failed(path: Path) -> bool:
+    """Whether the record at `path` says the build failed (False when there is none)."""
+    try:
+        with open(path, "rb") as record:
+            return record.read(1) == bytes([FAILED])
+    except FileNotFoundError:
+        return False
+
+
 def open_record(path: Path, count: int) -> Record | None:
     try:
         return Record(os.open(path, os.O_RDWR), count)
@@ -134,8 +146,9 @@ def try_build_lock(path: Path) -> int | None:
 
 
 def prepare(build: Build, record_path: Path, build_fd: int) -> None:
-    """As the holder of the build lock: reserve the archive's space and write its fixed bytes (unless a killed
-    builder got that far), then copy the photos in a thread that releases `build_fd` when it ends.
+    """As the holder of the build lock: reserve the archive's space and write its central directory (unless a
+    killed builder got that far), then copy the photos and their headers in a thread that releases `build_fd`
+    when it ends.
 
     Raises OSError (ENOSPC: the disk cannot hold the archive) before any response starts."""
     count, layout = len(build.entries), build.layout
@@ -147,7 +160,7 @@ def prepare(build: Build, record_path: Path, build_fd: int) -> None:
         if record.state() in (PREPARING, FAILED) or os.fstat(record_fd).st_size != HEADER + 2 * count:
             record.reset()
             _reserve(archive_fd, layout.total)
-            write_fixed(layout, archive_fd)
+            os.pwrite(archive_fd, layout.central, layout.central_offset)
             record.set_state(FIXED)
     except BaseException:
         for fd in (archive_fd, record_fd, build_fd):
@@ -193,8 +206,9 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
             index = _next(wanted, done, last)
             if index is None:
                 break
-            entry = build.entries[index]
-            copy_entry(entry, archive_fd, build.layout.data_offsets[index], build.open_source)
+            entry, layout = build.entries[index], build.layout
+            os.pwrite(archive_fd, layout.headers[index], layout.header_offset(index))
+            copy_entry(entry, archive_fd, layout.data_offsets[index], build.open_source)
             done[index] = 1
             record.mark_done(index)
             last = index
@@ -297,18 +311,27 @@ class GrowingArchive(io.RawIOBase):
             os.close(self._record.fd)
         super().close()
 
+    @property
+    def archive_fd(self) -> int:
+        """The archive's descriptor, for sendfile(2) of bytes `ready_until` says are written (never beyond)."""
+        return self._fd
+
+    def ready_until(self, offset: int) -> int:
+        """Where the written bytes from `offset` end, waiting until there is at least one (raises BuildFailed)."""
+        return self.size if offset >= self.size else self._ready_until(offset)
+
     def _ready_until(self, offset: int) -> int:
         """Where the written bytes from `offset` end, waiting until there is at least one."""
         layout = self._build.layout
         if self._complete:
             return layout.total
-        index = layout.entry_at(offset)
+        index = layout.piece_at(offset)
         if index is not None and not self._record.is_done(index):
             self._record.want(index)
 
         def ready(state: int) -> int | None:
             if index is None and state >= FIXED:
-                return layout.fixed_end(offset)
+                return layout.total
             if index is not None and self._record.is_done(index):
                 return layout.data_offsets[index] + layout.sizes[index]
             return None
@@ -357,7 +380,7 @@ class GrowingArchive(io.RawIOBase):
 
 
 def open_growing(build: Build) -> GrowingArchive | None:
-    """A reader of the archive once its fixed bytes are written; None before (or when it vanished)."""
+    """A reader of the archive once its central directory is written; None before (or when it vanished)."""
     record = open_record(build.files.record, len(build.entries))
     if record is None:
         return None

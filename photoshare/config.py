@@ -37,6 +37,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "DATABASE_URL": (None, str),  # any SQLAlchemy URL; default sqlite in instance/
     "UPLOAD_DIR": (None, str),  # default instance/uploads
     "TEMP_DIR": (None, str),  # archives being built or served; default instance/tmp
+    # Seconds a "Download all" temp archive stays after its last response closed: a download manager's next
+    # connection or a resume within it reuses the archive instead of building it again; 0: removed at once.
+    "ARCHIVE_LINGER_SECONDS": (30, float),
     "ZIP_CACHE_DIR": (None, str),  # prepared archives; default instance/zip-cache
     "ZIP_CACHE_TTL_HOURS": (24, float),
     "ZIP_CACHE_MAX_GB": (20, float),

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 
-from .albums import ORIGINAL_VARIANT, archive_plan
-from .archive import ArchiveEntry, archive_digest, archive_layout
+from .albums import ORIGINAL_VARIANT, archive_plan_ids
+from .archive import ArchiveEntry, archive_digest, cached_layout
 from .errors import AppError, NotFound
 from .extensions import db
 from .models import Album, Selection
@@ -37,6 +40,11 @@ SELECTION_ID = re.compile(r"^[0-9a-f]{32}$")
 REF = re.compile(r"^(?:s([0-9a-f]{32}))?(?:p([1-9][0-9]{0,5}))?$")
 # A plain ZIP's fixed bytes per entry beside its name (twice): local header 30, central record 46; and the end.
 ENTRY_OVERHEAD, END_RECORD = 30 + 46, 22
+# Album plans kept per process, keyed by the album's version and update time and the variant: a download
+# manager's 8 ranges, resumes and the parts' listing plan a 5,000-photo album once, not each time.
+PLANS_KEPT = 32
+_PLANS: OrderedDict[Hashable, _Known] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
 
 
 class BadSelection(AppError):
@@ -72,10 +80,11 @@ class ArchivePlan:
     # Which file of each photo it holds (sizes.py): its own entries, so its own version, ETag and cache file.
     # `ref` does not name it: a job row keeps it in `variant`, a signed link in Grant.variant.
     variant: Variant = ORIGINAL_VARIANT
+    known_version: str | None = field(default=None, compare=False, repr=False)  # archive_digest(entries), if known
 
-    @property
+    @cached_property
     def version(self) -> str:
-        return archive_digest(self.entries)
+        return self.known_version or archive_digest(self.entries)
 
     @property
     def ref(self) -> str:
@@ -100,12 +109,40 @@ class ArchivePlan:
     @property
     def size(self) -> int:
         """The archive's exact size (its Content-Length)."""
-        return archive_layout(self.entries).total
+        return cached_layout(self.version, self.entries).total
+
+
+@dataclass(frozen=True)
+class _Known:
+    """An album's plan in one variant as this process last made it."""
+
+    photo_ids: tuple[int, ...]
+    entries: tuple[ArchiveEntry, ...]
+    version: str
 
 
 def album_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
     """The whole album in `variant` (the photos' large or location-free files are made first where missing)."""
-    return ArchivePlan(album, tuple(archive_plan(album, variant)), variant=variant)
+    known = _known(album, variant)
+    return ArchivePlan(album, known.entries, variant=variant, known_version=known.version)
+
+
+def _known(album: Album, variant: Variant) -> _Known:
+    """The album's entries in `variant`, planned once per album version in this process (bounded). The key
+    holds the update time too, which every change of the album's photos sets (albums.refresh_version)."""
+    key = (album.id, album.version, album.updated_at, variant)
+    with _PLANS_LOCK:  # gthread: requests of one worker share this
+        known = _PLANS.get(key)
+        if known is not None:
+            _PLANS.move_to_end(key)
+            return known
+    ids, entries = archive_plan_ids(album, variant)
+    known = _Known(tuple(ids), tuple(entries), archive_digest(entries))
+    with _PLANS_LOCK:
+        _PLANS[key] = known
+        while len(_PLANS) > PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return known
 
 
 def part_limit() -> int:
@@ -134,6 +171,8 @@ def split(plan: ArchivePlan, limit: int | None = None) -> list[ArchivePlan]:
             current, total = [], END_RECORD
     if current:
         groups.append(current)
+    if len(groups) == 1:  # the plan itself, its version known
+        return [ArchivePlan(plan.album, plan.entries, plan.selection_id, 1, 1, plan.variant, plan.version)]
     return [ArchivePlan(plan.album, tuple(group), plan.selection_id, number, len(groups), plan.variant)
             for number, group in enumerate(groups, start=1)]
 
@@ -222,8 +261,8 @@ def _current_plans(album: Album, variant: Variant) -> Iterator[ArchivePlan]:
 def _selection_plan(album: Album, ids: set[int], key: str, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan:
     """The selected photos' entries as they are in the album's archive in `variant` (so their names are the
     ones "Download all" in that size gives them: `IMG_1.png` is `IMG_1.jpg` at web size)."""
-    entries = archive_plan(album, variant)
-    chosen = tuple(entry for photo, entry in zip(album.photos, entries, strict=True) if photo.id in ids)
+    known = _known(album, variant)
+    chosen = tuple(entry for photo_id, entry in zip(known.photo_ids, known.entries, strict=True) if photo_id in ids)
     return ArchivePlan(album, chosen, selection_id=key, variant=variant)
 
 

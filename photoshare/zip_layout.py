@@ -60,6 +60,14 @@ class Layout:
             return index
         return None
 
+    def piece_at(self, offset: int) -> int | None:
+        """The entry whose local header or photo bytes hold `offset` (what the builder writes in one go), or None
+        for the central directory."""
+        index = bisect.bisect_right(self.data_offsets, offset)
+        if index > 0 and offset < self.data_offsets[index - 1] + self.sizes[index - 1]:
+            return index - 1
+        return index if index < len(self.data_offsets) else None
+
     def fixed_end(self, offset: int) -> int:
         """Where the fixed bytes (headers, central directory) that hold `offset` end."""
         index = bisect.bisect_right(self.data_offsets, offset)

@@ -53,6 +53,9 @@ def base_config(instance: Path) -> dict[str, Any]:
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": "test-secret-key",
         "BASE_URL": "http://photoshare.test",
+        # A temp archive goes as its last response closes, as every "nothing left behind" test checks at once;
+        # test_downloads_archive.py tests the linger itself.
+        "ARCHIVE_LINGER_SECONDS": 0,
     }
 
 
@@ -229,6 +232,7 @@ class LiveServer:
             "PHOTOSHARE_INSTANCE": str(instance),
             "SECRET_KEY": "test-secret-key",
             "BASE_URL": self.url,
+            "ARCHIVE_LINGER_SECONDS": "0",  # as base_config: tests check that nothing is left at once
             **({"DATABASE_URL": database_url} if database_url else {}),
             **(env or {}),
         }

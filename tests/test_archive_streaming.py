@@ -155,9 +155,10 @@ def test_response_starts_at_once_waits_at_the_write_position_and_ranges_elsewher
         assert before.read_until(100, timeout=HEAD_TIMEOUT) == expected[:100]
         # Photo 9 is filled before photos 2-8: photo 2 is a FIFO nobody writes to until this range is done.
         assert after.read_until(after.length) == expected[start:end + 1]
-        # The whole download waits where the builder stands, at photo 2's bytes, and sends nothing wrong.
-        received = whole.read_until(layout.data_offsets[2])
-        assert whole.nothing_more_for(0.5) and received == expected[:layout.data_offsets[2]]
+        # The whole download waits where the builder stands, at photo 2 (whose local header is written with its
+        # bytes), and sends nothing wrong.
+        received = whole.read_until(layout.header_offset(2))
+        assert whole.nothing_more_for(0.5) and received == expected[:layout.header_offset(2)]
         blocked.finish()
         assert whole.read_until(whole.length) == expected
     finally:

@@ -333,6 +333,30 @@ def test_concurrent_readers_share_one_build_and_the_last_one_removes_it(app, pla
     assert_cleaned_up(app, locks=True)
 
 
+def test_a_request_within_the_linger_reuses_the_archive_without_a_rebuild_and_then_it_goes(
+    app, client, shared_album, caplog
+):
+    """A download manager reconnects after its first connections closed (aria2c): ARCHIVE_LINGER_SECONDS
+    keeps the built archive for it; once that passes without a user, the archive and its locks are gone."""
+    _album_id, token = shared_album
+    app.config["ARCHIVE_LINGER_SECONDS"] = 1.5
+    caplog.set_level(logging.INFO, logger="photoshare")
+    whole = get(client, all_url(token))
+    assert whole.status_code == 200
+    wait_until(lambda: "built archive" in caplog.text, timeout=10, what="the build to end")
+    assert len(temp_files(app)) == 1  # the last response closed, the archive stays for a while
+    start = len(whole.data) * 9 // 10
+    resumed = get(client, all_url(token), headers={"Range": f"bytes={start}-"})
+    assert resumed.status_code == 206 and resumed.data == whole.data[start:]
+    assert resumed.headers["ETag"] == whole.headers["ETag"]
+    assert caplog.text.count("built archive") == 1  # read from the lingering archive, not built again
+    assert_cleaned_up(app, locks=True)
+    again = get(client, all_url(token))
+    assert again.data == whole.data
+    wait_until(lambda: caplog.text.count("built archive") == 2, timeout=10, what="a new build after the linger")
+    assert_cleaned_up(app, locks=True)
+
+
 def test_failed_build_raises_and_leaves_neither_archive_nor_lock(app, plan):
     entries, _storage = plan
 

@@ -142,7 +142,8 @@ def send_archive(
     options = (accel.streaming_options(plan.album_id, version) if accel.enabled()
                else {"last_modified": plan.last_modified})
     return archive_files.archive_response(
-        list(plan.entries),
+        plan.entries,
+        version=version,
         download_name=download_name,
         environ=environ,
         temp_dir=config["TEMP_DIR"],
@@ -150,6 +151,7 @@ def send_archive(
         open_source=get_storage().open,
         local_path=get_storage().local_path,
         on_close=on_close,
+        linger=config["ARCHIVE_LINGER_SECONDS"],
         **options,
     )
 

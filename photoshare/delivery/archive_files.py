@@ -26,6 +26,9 @@ import fcntl
 import io
 import logging
 import os
+import select
+import socket
+import ssl
 import stat
 import threading
 import time
@@ -41,7 +44,7 @@ from werkzeug.http import parse_range_header
 from werkzeug.wrappers import Response
 
 from .. import archive_stream
-from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, archive_layout, with_crcs
+from ..archive import ArchiveEntry, ArchiveSourceError, archive_digest, cached_layout, with_crcs
 from ..errors import AppError
 from ..lockfiles import is_current
 from ..logs import FILE_BODY
@@ -52,10 +55,8 @@ from .sendfile import ResponseFile, serve_file
 log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
-LAYOUTS_KEPT = 16
-_LAYOUTS: dict[str, Layout] = {}  # version -> layout, in this process
-_LAYOUTS_LOCK = threading.Lock()
 STREAM_CHUNK = 1024 * 1024
+SEND_WAIT = 60.0  # seconds a send waits for a client that reads nothing
 
 
 class ArchiveUnavailable(AppError):
@@ -78,27 +79,38 @@ class SharedArchive:
     lock_path: Path
     _lock_fd: int = field(repr=False)
     _released: bool = field(default=False, repr=False)
+    linger: float = 0.0  # seconds the files stay after the last user left (ARCHIVE_LINGER_SECONDS)
 
     def release(self) -> None:
-        """Close the file; the last response using this version removes it and its lock files."""
+        """Close the file; the last response using this version removes it and its lock files (after `linger`
+        seconds without a new user)."""
         if self._released:
             return
         self._released = True
         self.file.close()
-        _leave(self._lock_fd, self.lock_path, self.path)
+        _leave(self._lock_fd, self.lock_path, self.path, self.linger)
 
 
 class HeadersFirst:
     """The body of a growing archive, sent by iteration: first an empty chunk, since gunicorn sends the headers
-    with the first chunk and the first bytes of a range may not be written yet; then chunks of up to 1 MiB as
-    they are written (not ResponseFile's 64 KiB: Python's per-chunk cost would bound the speed), moving the
-    window's position so that its Delivery says what went out. close() closes the body."""
+    with the first chunk and the first bytes of a range may not be written yet; then the bytes as they are
+    written, moving the window's position so that its Delivery says what went out. close() closes the body.
 
-    def __init__(self, body: ResponseFile, growing: archive_stream.GrowingArchive, stop: int) -> None:
+    Under gunicorn (its plain-TCP client socket in the environ) the written bytes go out with sendfile(2) from
+    the archive straight to the socket, as much as is written at a time: Python copying 1 MiB chunks would cap
+    a "Download all" at a few hundred MB/s. Elsewhere (TLS in gunicorn, other servers, tests) chunks of up to
+    1 MiB are yielded (not ResponseFile's 64 KiB: Python's per-chunk cost would bound the speed)."""
+
+    def __init__(
+        self, body: ResponseFile, growing: archive_stream.GrowingArchive, stop: int, peer: socket.socket | None = None
+    ) -> None:
         self._body, self._growing, self._stop = body, growing, stop
+        self._peer = peer if isinstance(peer, socket.socket) and not isinstance(peer, ssl.SSLSocket) else None
 
     def __iter__(self) -> Iterator[bytes]:
         yield b""
+        if self._peer is not None:
+            self._send_directly(self._peer)
         while (position := self._body.tell()) < self._stop:
             self._growing.seek(position)
             chunk = self._growing.read(min(STREAM_CHUNK, self._stop - position))
@@ -107,6 +119,22 @@ class HeadersFirst:
             self._body.seek(position + len(chunk))
             yield chunk
         self._body.read()  # asked past the end: the window went out whole (ResponseFile's rule)
+
+    def _send_directly(self, peer: socket.socket) -> None:
+        """sendfile(2) every byte of the window to the client as soon as it is written (waits for the rest)."""
+        out = peer.fileno()
+        while (position := self._body.tell()) < self._stop:
+            end = min(self._growing.ready_until(position), self._stop)
+            while position < end:
+                try:
+                    sent = os.sendfile(out, self._growing.archive_fd, position, end - position)
+                except BlockingIOError:  # a socket with a timeout is non-blocking underneath
+                    select.select([], [out], [], SEND_WAIT)
+                    continue
+                if sent == 0:
+                    raise ConnectionError("the archive ended before its size")
+                position += sent
+                self._body.seek(position)
 
     def close(self) -> None:
         self._body.close()
@@ -129,14 +157,18 @@ def archive_response(
     local_path: Callable[[str], os.PathLike[str] | None] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     etag_of: Callable[[str, int], str] | None = None,
+    version: str | None = None,
+    linger: float = 0.0,
 ) -> Response:
     """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
     exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
     through `local_path` before the first byte) is a clear error response; one that fails later cuts the
     response short, never sends wrong bytes. The ETag comes from the plan, so it names the bytes whichever
     process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
-    archive is whole (e.g. to put it in the ZIP cache)."""
-    version = archive_digest(entries)
+    archive is whole (e.g. to put it in the ZIP cache). `version`: the entries' archive_digest, when known.
+    `linger`: seconds the archive stays after its last response closed, for the next connection of a download
+    manager or a resume to find it built (see `open_streaming`)."""
+    version = version or archive_digest(entries)
     size = _layout(version, entries, open_source).total
     etag = archive_etag(version) if etag_of is None else etag_of(version, size)
     cached = not_modified(environ, etag, last_modified)
@@ -146,7 +178,7 @@ def archive_response(
         return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
                           etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
     shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
-                            local_path=local_path, on_complete=on_complete)
+                            local_path=local_path, on_complete=on_complete, linger=linger)
 
     def close(delivery: Delivery) -> None:
         shared.release()
@@ -168,7 +200,7 @@ def archive_response(
     if isinstance(shared.file, archive_stream.GrowingArchive) and body is not None and response.response is not None:
         span = response.content_range if response.status_code == 206 else None
         stop = span.stop if span is not None and span.stop is not None else shared.size
-        response.response = HeadersFirst(body, shared.file, stop)
+        response.response = HeadersFirst(body, shared.file, stop, environ.get("gunicorn.socket"))
     return response
 
 
@@ -210,9 +242,13 @@ def open_streaming(
     open_source: Callable[[str], BinaryIO],
     local_path: Callable[[str], os.PathLike[str] | None] | None = None,
     on_complete: Callable[[Path], None] | None = None,
+    linger: float = 0.0,
 ) -> SharedArchive:
     """The archive for `version`, open for reading at once: a plain file when complete, else a GrowingArchive
     whose reads wait for the builder (started here when nobody, in any worker, builds it). Its size is exact.
+    Once its last user (a response, the builder) leaves, the archive stays `linger` seconds more unless its
+    build failed, so that aria2c's reconnections and a resume reuse it instead of building it again; then
+    it goes (and a killed process's leftovers go with `remove_stale`).
 
     Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_path` when this call
     starts the build) or StorageFull; either way nothing is left behind.
@@ -225,7 +261,7 @@ def open_streaming(
         entries = with_crcs(entries, open_source)
         files = _version_files(path, lock_path)
         build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
-                                     hold=lambda: _hold(lock_path, path), on_complete=on_complete)
+                                     hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete)
         file = _join_or_build(build, local_path)
     except archive_stream.BuildFailed as exc:
         _leave(fd, lock_path, path)
@@ -233,7 +269,7 @@ def open_streaming(
     except BaseException:
         _leave(fd, lock_path, path)
         raise
-    return SharedArchive(file, build.layout.total, path, lock_path, fd)
+    return SharedArchive(file, build.layout.total, path, lock_path, fd, linger=linger)
 
 
 def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str]) -> int:
@@ -257,7 +293,7 @@ def _join_or_build(
     build: archive_stream.Build, local_path: Callable[[str], os.PathLike[str] | None] | None
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
-    space, write the fixed bytes, start copying. Waits only while another worker prepares (milliseconds)."""
+    space, write the central directory, start copying. Waits only while another worker prepares (milliseconds)."""
     delay = archive_stream.POLL_FIRST
     while True:
         growing = archive_stream.open_growing(build)
@@ -323,16 +359,8 @@ def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
 
 
 def _layout(version: str, entries: Sequence[ArchiveEntry], open_source: Callable[[str], BinaryIO]) -> Layout:
-    """The archive's layout, computed once per version in this process (a download manager's 8 ranges, resumes):
-    the version names the bytes, so it names their layout."""
-    layout = _LAYOUTS.get(version)
-    if layout is None:
-        layout = archive_layout(with_crcs(entries, open_source))
-        with _LAYOUTS_LOCK:  # gthread: requests of one worker share this
-            while len(_LAYOUTS) >= LAYOUTS_KEPT:
-                _LAYOUTS.pop(next(iter(_LAYOUTS)))
-            _LAYOUTS[version] = layout
-    return layout
+    """The archive's layout, once per version in this process: the version names the bytes, so their layout."""
+    return cached_layout(version, entries, lambda known: with_crcs(known, open_source))
 
 
 def _needs_no_bytes(environ: dict[str, Any], size: int) -> bool:
@@ -348,21 +376,49 @@ def _needs_no_bytes(environ: dict[str, Any], size: int) -> bool:
     return normalised is not None and (parsed is None or parsed.range_for_length(size) is None)
 
 
-def _hold(lock_path: Path, path: Path) -> Callable[[], None]:
+def _hold(lock_path: Path, path: Path, linger: float = 0.0) -> Callable[[], None]:
     """Take a shared lock on the archive as a response does (for its builder); returns its release."""
     fd = _locked(lock_path, fcntl.LOCK_SH)
-    return lambda: _leave(fd, lock_path, path)
+    return lambda: _leave(fd, lock_path, path, linger)
 
 
-def _leave(fd: int, lock_path: Path, path: Path) -> None:
-    """Drop our shared lock; if nobody else holds one, remove the archive and the lock files first."""
+def _leave(fd: int, lock_path: Path, path: Path, linger: float = 0.0) -> None:
+    """Drop our shared lock; if nobody else holds one, remove the archive and the lock files first, or, with
+    `linger`, once that many seconds pass without a new user (a failed build goes at once)."""
+    if linger > 0:
+        os.utime(fd)  # the last use, which `_expire` measures from
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)  # others still use it; the last of them removes it
         return
     try:
-        if is_current(fd, lock_path):
+        if not is_current(fd, lock_path):
+            return
+        files = _version_files(path, lock_path)
+        if linger > 0 and not archive_stream.build_failed(files.record):
+            timer = threading.Timer(linger, _expire, (lock_path, path, linger))
+            timer.daemon = True  # an exiting process leaves the files to remove_stale (startup, sweeper)
+            timer.start()
+        else:
+            _remove_version(files)
+    finally:
+        os.close(fd)
+
+
+def _expire(lock_path: Path, path: Path, linger: float) -> None:
+    """After `linger`: remove the archive unless someone uses it, or used it since (their leaving expires it)."""
+    if not lock_path.exists():
+        return  # gone already (remove_stale, or an earlier expiry)
+    try:
+        fd = _locked(lock_path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # in use: its last user schedules the next expiry
+    except OSError:
+        log.exception("could not expire archive %s", path.name)
+        return
+    try:
+        if time.time() - os.fstat(fd).st_mtime >= linger - 0.05:
             _remove_version(_version_files(path, lock_path))
     finally:
         os.close(fd)
