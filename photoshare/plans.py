@@ -27,13 +27,14 @@ from functools import cached_property
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, func
 
 from .albums import ORIGINAL_VARIANT, archive_plan_ids
 from .archive import ArchiveEntry, archive_digest, cached_layout
 from .errors import AppError, NotFound
 from .extensions import db
-from .models import Album, Selection
-from .sizes import Variant
+from .models import Album, Photo, Selection
+from .sizes import LARGE, Variant
 from .zip_layout import ZIP64_LIMIT, ZIP_FILECOUNT_LIMIT
 
 SELECTION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -130,7 +131,7 @@ def album_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan
 def _known(album: Album, variant: Variant) -> _Known:
     """The album's entries in `variant`, planned once per album version in this process (bounded). The key
     holds the update time too, which every change of the album's photos sets (albums.refresh_version)."""
-    key = (album.id, album.version, album.updated_at, variant)
+    key = (album.id, album.version, album.updated_at, variant, _variant_files(album, variant))
     with _PLANS_LOCK:  # gthread: requests of one worker share this
         known = _PLANS.get(key)
         if known is not None:
@@ -143,6 +144,26 @@ def _known(album: Album, variant: Variant) -> _Known:
         while len(_PLANS) > PLANS_KEPT:
             _PLANS.popitem(last=False)
     return known
+
+
+def _variant_files(album: Album, variant: Variant) -> tuple[int, ...]:
+    """A fingerprint of the files a variant takes beyond the originals (web-size JPEGs, location-free copies):
+    an older photo gets them on its first such download without the album's version changing, so a plan kept
+    from before must not be used after. One aggregate query; nothing for the originals."""
+    if variant == ORIGINAL_VARIANT:
+        return ()
+    if variant.size == LARGE:
+        measured = [Photo.large_size, Photo.large_crc32]
+    else:
+        measured = [Photo.clean_size, Photo.clean_crc32]
+    located = func.sum(case((Photo.has_location.is_(True), 1), else_=0))
+    row = db.session.execute(
+        db.select(func.count(Photo.has_location), located,
+                  *(func.count(column) for column in measured),
+                  *(func.coalesce(func.sum(column), 0) for column in measured))
+        .where(Photo.album_id == album.id)
+    ).one()
+    return tuple(int(value or 0) for value in row)
 
 
 def part_limit() -> int:

@@ -26,6 +26,7 @@ from ..jobs import needs_preparation
 from ..models import ShareLink, utcnow
 from ..sizes import LARGE, ORIGINAL
 from . import archives, download_gate, gallery, pages_bp, record_visit, visitor_share
+from .tiles import tiles_html
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
 PAGE_HEADERS = {"Cache-Control": "private, no-cache", "Referrer-Policy": "same-origin", "X-Robots-Tag": "noindex"}
@@ -41,6 +42,7 @@ def gallery_page(token: str) -> Response:
     totals = gallery.album_totals(link.album_id)
     page = gallery.photo_page(link.album_id, _page_number(), current_app.config["GALLERY_PAGE_SIZE"], totals.photo_count)
     rules = download_gate.pending(link)
+    tile_context = _tile_context(link)
     html = render_template(
         "share/gallery.html",
         link=link,
@@ -54,7 +56,8 @@ def gallery_page(token: str) -> Response:
         download_rules=rules,
         gallery_url=url_for("share.gallery", token=token),
         expires_in=time_left(link.expires_at, utcnow()) if link.expires_at else None,
-        **_tile_context(link),
+        tiles=tiles_html(link, page, tile_context),
+        **tile_context,
     )
     record_visit(link)  # queued for the activity writer: no database write in the request
     return _grant_access(Response(html, headers=PAGE_HEADERS), link)
@@ -73,7 +76,7 @@ def photos_fragment(token: str) -> Response:
     link = visitor_share(token)
     totals = gallery.album_totals(link.album_id)
     page = gallery.photo_page(link.album_id, _page_number(), current_app.config["GALLERY_PAGE_SIZE"], totals.photo_count)
-    html = render_template("share/_tiles.html", page=page, **_tile_context(link))
+    html = tiles_html(link, page, _tile_context(link))
     return Response(html, headers={**PAGE_HEADERS, "X-Page": str(page.number), "X-Pages": str(page.pages)})
 
 
