@@ -18,7 +18,7 @@ from flask import current_app, render_template
 from flask_babel import get_locale
 from markupsafe import Markup
 
-from ..delivery.redirects import cdn_enabled
+from .. import delivery
 from ..models import ShareLink
 from .gallery import PhotoPage
 
@@ -47,7 +47,7 @@ def tiles_html(link: ShareLink, page: PhotoPage, context: Mapping[str, object]) 
 
 def _key(link: ShareLink, page: PhotoPage, context: Mapping[str, object]) -> Hashable | None:
     config = current_app.config
-    if str(config["STORAGE_BACKEND"]).strip().lower() != "local" or cdn_enabled():
+    if str(config["STORAGE_BACKEND"]).strip().lower() != "local" or delivery.cdn_base_url():
         return None
     photos = tuple((p.id, p.original_filename, p.size, p.large_size, p.width, p.height, p.rendition_name)
                    for p in page.photos)
