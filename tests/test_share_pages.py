@@ -515,3 +515,31 @@ def test_try_again_after_too_many_guesses_in_the_address_drops_the_password(limi
     html = html_of(blocked)
     assert blocked.status_code == 429
     assert f'href="/s/{token}?page=2">Try again' in html and "guess9" not in html
+
+
+def test_kept_tiles_follow_a_rename_a_new_pin_and_the_language(app, client, make_album, make_share):
+    """The tiles are rendered once and kept (share/tiles.py): whatever a tile shows still changes with it."""
+    from photoshare import download_rules
+
+    album_id = make_album(count=2)
+    token = make_share(album_id)
+    first = client.get(f"/s/{token}").get_data(as_text=True)
+    assert client.get(f"/s/{token}").get_data(as_text=True).count("tile-link") == first.count("tile-link") == 2
+
+    with app.app_context():
+        photo = db.session.get(Album, album_id).photos[0]
+        albums.rename_photo(photo, "Renamed by the owner.jpg")
+    page = client.get(f"/s/{token}").get_data(as_text=True)
+    assert 'data-name="Renamed by the owner.jpg"' in page
+    fragment = client.get(f"/s/{token}/photos?page=1").get_data(as_text=True)
+    assert 'data-name="Renamed by the owner.jpg"' in fragment
+
+    with app.app_context():
+        download_rules.set_download_pin(db.session.execute(
+            db.select(ShareLink).where(ShareLink.token == token)).scalar_one(), "2468")
+    gated = client.get(f"/s/{token}").get_data(as_text=True)
+    assert re.search(r'class="tile-download" href="[^"]*/before-download\?next=', gated)
+
+    german = client.get(f"/s/{token}", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert 'aria-label="Renamed by the owner.jpg herunterladen (' in german
+    assert 'aria-label="Download Renamed by the owner.jpg (' in gated
