@@ -14,12 +14,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import get_locale
 from markupsafe import Markup
 
 from .. import delivery
 from ..models import ShareLink
+from ..storage import LocalStorage, get_storage
 from .gallery import PhotoPage
 
 TILES_KEPT = 256  # pages of tiles; a 60-photo page is about 60 KB of HTML
@@ -46,8 +47,7 @@ def tiles_html(link: ShareLink, page: PhotoPage, context: Mapping[str, object]) 
 
 
 def _key(link: ShareLink, page: PhotoPage, context: Mapping[str, object]) -> Hashable | None:
-    config = current_app.config
-    if str(config["STORAGE_BACKEND"]).strip().lower() != "local" or delivery.cdn_base_url():
+    if not isinstance(get_storage(), LocalStorage) or delivery.cdn_base_url():
         return None
     photos = tuple((p.id, p.original_filename, p.size, p.large_size, p.width, p.height, p.rendition_name)
                    for p in page.photos)

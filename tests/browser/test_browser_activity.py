@@ -6,13 +6,13 @@ SVG drawn by the server, no script)."""
 from __future__ import annotations
 
 import re
-import time
 
 from playwright.sync_api import expect
 
 from photoshare.extensions import db
 from photoshare.models import ActivityEvent, Album
 from tests.browser.conftest import log_in, screenshot
+from tests.jobs_support import wait_until
 
 
 def test_owner_sees_a_visitors_gallery_visit_and_downloads_on_the_activity_page(app, owner, site, new_context):
@@ -62,13 +62,12 @@ def test_owner_sees_a_visitors_gallery_visit_and_downloads_on_the_activity_page(
         assert db.session.get(Album, site.album_id).daily_digest is True
 
 
-def wait_for_events(app, album_id: int, count: int, timeout: float = 30) -> list[str]:
-    """The kinds of the album's recorded events, sorted, once there are `count` of them (or at the deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+def wait_for_events(app, album_id: int, count: int) -> list[str]:
+    """The kinds of the album's recorded events, sorted, once there are `count` of them (30 s at most)."""
+    def kinds() -> list[str]:
         with app.app_context():
-            kinds = sorted(db.session.execute(
+            return sorted(db.session.execute(
                 db.select(ActivityEvent.kind).where(ActivityEvent.album_id == album_id)).scalars())
-        if len(kinds) >= count or time.monotonic() > deadline:
-            return kinds
-        time.sleep(0.2)
+
+    return wait_until(lambda: len(found := kinds()) >= count and found, timeout=30, what=f"{count} activity events")
