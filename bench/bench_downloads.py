@@ -482,6 +482,22 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     else:
         print("  aria2c is not installed: skipping the download-manager check")
 
+    # A worker that never planned this album version (started after the version was made): it loads the plan
+    # kept on disk (plan_files.py) instead of planning before its first byte. /healthz first: the database
+    # connection and imports are not what is measured.
+    fresh_full, fresh_range = [], []
+    for _ in range(args.rounds):
+        for headers, timings in (({}, fresh_full), ({"Range": f"bytes={archive_size * 9 // 10}-"}, fresh_range)):
+            stop(gunicorn)
+            wait_empty(instance / "tmp")
+            gunicorn = start_gunicorn(instance, port, workdir / "gunicorn.log")
+            cleanup.callback(stop, gunicorn)
+            subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/healthz"], check=False)
+            timings.append(raw_download(port, path, headers))
+    print("  a freshly started worker's first request of a never-built version (raw socket, first body byte):")
+    print(f"    whole archive {median([t.ttfb for t in fresh_full]) * 1000:10.1f} ms, "
+          f"range at 90 % {median([t.ttfb for t in fresh_range]) * 1000:10.1f} ms")
+
     nginx_port = free_port()
     nginx = start_nginx(originals.parent, workdir, nginx_port)
     if nginx is not None:

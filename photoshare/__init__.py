@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from .config import ConfigError, load_config
 from .converters import IdConverter
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager
 from .logs import init_logging
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -24,6 +22,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     instance_path = os.path.abspath(instance_path) if instance_path else None
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     load_config(app, config)
+    if click.get_current_context(silent=True) is not None:  # a command (`flask db ...`), not a gunicorn worker;
+        from .schema import init_migrations  # before the log handlers: Alembic's import-time notes stay out
+
+        init_migrations(app)
     init_logging(app)  # one line per record, with the request id, never a password
 
     if app.config["PROXY_FIX_HOPS"]:
@@ -31,8 +33,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
-    # An absolute folder: `flask db ...` and `init-db` find the revisions from any working directory.
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)

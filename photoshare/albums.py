@@ -22,7 +22,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import inspect as sa_inspect
 
-from .archive import ArchiveEntry, archive_digest, plan_archive
+from . import plan_files
+from .archive import ArchiveEntry, archive_digest, cached_layout, plan_archive
 from .decoding import decode_budget
 from .errors import NotFound
 from .extensions import db
@@ -85,6 +86,7 @@ def delete_album(album: Album) -> None:
         db.session.execute(db.delete(table).where(table.album_id == album_id))
     db.session.commit()
     _delete_keys(keys)
+    plan_files.forget_album(Path(current_app.config["PLAN_DIR"]), album_id)
     album_changed.send(current_app._get_current_object(), album_id=album_id, old_version=old_version)
 
 
@@ -155,14 +157,31 @@ def delete_photo(photo: Photo) -> None:
 
 
 def refresh_version(album: Album) -> None:
-    """Recompute the album's version from its archive plan, commit, and tell caches when it changed."""
+    """Recompute the album's version from its archive plan, commit, keep the plan and its layout for every
+    process (plan_files.py: a first "Download all" then plans nothing), and tell caches when it changed."""
     old_version = album.version
-    entries = archive_plan(album)
+    db.session.flush()  # photos added with commit=False get their ids, which the kept plan holds
+    ids, entries = archive_plan_ids(album)
     album.version = archive_digest(entries) if entries else EMPTY_VERSION
     album.updated_at = utcnow()
     db.session.commit()
+    if entries and all(entry.crc32 is not None for entry in entries):
+        keep_plan(album, ORIGINAL_VARIANT, (), ids, entries, album.version)
     if album.version != old_version:
         album_changed.send(current_app._get_current_object(), album_id=album.id, old_version=old_version)
+
+
+def plan_file(album: Album, variant: Variant, files: tuple[int, ...]) -> str:
+    """The name its kept plan has (plan_files.py): what keys a plan in each process's memory too. `files` is
+    plans._variant_files: () for the originals."""
+    return plan_files.file_name(album.id, variant, (album.version, album.updated_at, files))
+
+
+def keep_plan(album: Album, variant: Variant, files: tuple[int, ...], ids: list[int] | tuple[int, ...],
+              entries: list[ArchiveEntry] | tuple[ArchiveEntry, ...], version: str) -> None:
+    """Write the plan and its layout (computed here if this process has not) for every other process."""
+    kept = plan_files.KeptPlan(tuple(ids), tuple(entries), version, cached_layout(version, entries))
+    plan_files.save(Path(current_app.config["PLAN_DIR"]), plan_file(album, variant, files), kept)
 
 
 def archive_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> list[ArchiveEntry]:

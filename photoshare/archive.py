@@ -189,11 +189,17 @@ def cached_layout(
             _LAYOUTS.move_to_end(version)
             return layout
     layout = archive_layout(complete(entries) if complete is not None else entries)
+    remember_layout(version, layout)
+    return layout
+
+
+def remember_layout(version: str, layout: zip_layout.Layout) -> None:
+    """Keep `layout` as the one of `version` in this process (one computed elsewhere: plan_files.py)."""
     with _LAYOUTS_LOCK:  # gthread: requests of one worker share this
         _LAYOUTS[version] = layout
+        _LAYOUTS.move_to_end(version)
         while len(_LAYOUTS) > LAYOUTS_KEPT:
             _LAYOUTS.popitem(last=False)
-    return layout
 
 
 def with_crcs(entries: Sequence[ArchiveEntry], open_source: Callable[[str], BinaryIO]) -> list[ArchiveEntry]:

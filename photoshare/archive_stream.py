@@ -45,6 +45,7 @@ HEADER = 9
 POLL_FIRST, POLL_MAX = 0.0005, 0.005
 BUILDER_CHECK = 0.25  # seconds a reader waits before checking that the builder is still alive
 WANTED_CHECK = 0.005  # seconds between the builder's looks at what readers wait for
+RUN_SCAN = 4096  # photos a reader looks ahead for written ones at a time
 STALL_LIMIT = 300.0  # seconds a reader waits for one piece before giving up (a builder stuck on a dead disk)
 
 
@@ -103,6 +104,10 @@ class Record:
 
     def done(self) -> bytearray:
         return bytearray(os.pread(self.fd, self.count, HEADER).ljust(self.count, b"\0"))
+
+    def done_from(self, index: int, count: int) -> bytes:
+        """The done flags of up to `count` photos from `index`."""
+        return os.pread(self.fd, min(count, self.count - index), HEADER + index)
 
     def mark_done(self, index: int) -> None:
         os.pwrite(self.fd, b"\x01", HEADER + index)
@@ -333,10 +338,20 @@ class GrowingArchive(io.RawIOBase):
             if index is None and state >= FIXED:
                 return layout.total
             if index is not None and self._record.is_done(index):
-                return layout.data_offsets[index] + layout.sizes[index]
+                return self._run_end(index)
             return None
 
         return self._wait(ready)
+
+    def _run_end(self, index: int) -> int:
+        """Where the written bytes from piece `index` (written) end: past the pieces written after it too, so a
+        reader as fast as the builder sends many photos per look at the record, not one."""
+        layout = self._build.layout
+        flags = self._record.done_from(index, RUN_SCAN)
+        last = index + len(flags) - len(flags.lstrip(b"\x01")) - 1
+        if last == len(layout.sizes) - 1:
+            return layout.total  # the central directory was written first
+        return layout.data_offsets[last] + layout.sizes[last]
 
     def wait_complete(self) -> None:
         """Return once the whole archive is written; raises BuildFailed."""

@@ -27,7 +27,6 @@ from .models import Album, User, utcnow
 from .storage import StorageError
 from .storage.local import LocalStorage
 from .storage.migrate import migrate
-from .storage.s3 import S3Storage
 
 MAX_EXPIRY_HOURS = 10 * 365 * 24  # keeps `now + hours` a real date, like the owner pages' limit
 
@@ -206,6 +205,8 @@ def create_share_command(
 def storage_migrate_command(backend: str) -> None:
     """Make older photos' missing thumbnails, views, large downloads and location-free copies, then copy every
     local file (originals and all those) into the bucket, verified; safe to run again."""
+    from .storage.s3 import S3Storage  # boto3 only where a bucket is used
+
     config = current_app.config
     try:
         target = S3Storage.from_config(config, backend)

@@ -133,7 +133,8 @@ def _derive(app: Flask) -> None:
     cfg["TEMP_DIR"] = str(Path(cfg["TEMP_DIR"] or instance / "tmp").resolve())
     cfg["ZIP_CACHE_DIR"] = str(Path(cfg["ZIP_CACHE_DIR"] or instance / "zip-cache").resolve())
     cfg["LOCK_DIR"] = str(Path(cfg.get("LOCK_DIR") or instance / "locks").resolve())
-    for key in ("UPLOAD_DIR", "TEMP_DIR", "ZIP_CACHE_DIR", "LOCK_DIR"):
+    cfg["PLAN_DIR"] = str(Path(cfg.get("PLAN_DIR") or instance / "plans").resolve())  # plan_files.py
+    for key in ("UPLOAD_DIR", "TEMP_DIR", "ZIP_CACHE_DIR", "LOCK_DIR", "PLAN_DIR"):
         Path(cfg[key]).mkdir(parents=True, exist_ok=True)
 
     url = cfg.get("SQLALCHEMY_DATABASE_URI") or cfg["DATABASE_URL"]

@@ -16,7 +16,6 @@ from .auth import create_user
 from .cli import Command
 from .extensions import db
 from .models import Album, User
-from .schema import upgrade_database
 
 DEMO_EMAIL = "demo@photoshare.local"
 DEMO_PASSWORD = "demo-password"  # noqa: S105 (printed for the demo on purpose)
@@ -50,6 +49,8 @@ def generated_photo(index: int, rng: random.Random) -> bytes:
 @click.option("--photos", default=24, show_default=True, help="How many photos to generate.")
 def demo_command(photos: int) -> None:
     """Create (once) a demo owner and album, and print the album's share link."""
+    from .schema import upgrade_database  # Alembic: imported by commands only (start-up time)
+
     upgrade_database()  # the same schema as init-db, so the demo also works on a fresh database
     owner = db.session.execute(db.select(User).where(User.email == DEMO_EMAIL)).scalar_one_or_none()
     owner = owner or create_user(DEMO_EMAIL, DEMO_PASSWORD)

@@ -6,7 +6,6 @@ from typing import Any
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
@@ -30,7 +29,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 csrf = CSRFProtect()
-migrate = Migrate()  # schema changes ship as Alembic revisions in migrations/
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 login_manager = LoginManager()  # owner sessions; the user loader is in auth.py
 

@@ -20,17 +20,19 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func
 
-from .albums import ORIGINAL_VARIANT, archive_plan_ids
-from .archive import ArchiveEntry, archive_digest, cached_layout
+from . import plan_files
+from .albums import ORIGINAL_VARIANT, archive_plan_ids, keep_plan, plan_file
+from .archive import ArchiveEntry, archive_digest, cached_layout, remember_layout
 from .errors import AppError, NotFound
 from .extensions import db
 from .models import Album, Photo, Selection
@@ -44,7 +46,7 @@ ENTRY_OVERHEAD, END_RECORD = 30 + 46, 22
 # Album plans kept per process, keyed by the album's version and update time and the variant: a download
 # manager's 8 ranges, resumes and the parts' listing plan a 5,000-photo album once, not each time.
 PLANS_KEPT = 32
-_PLANS: OrderedDict[Hashable, _Known] = OrderedDict()
+_PLANS: OrderedDict[str, _Known] = OrderedDict()
 _PLANS_LOCK = threading.Lock()
 
 
@@ -129,16 +131,25 @@ def album_plan(album: Album, variant: Variant = ORIGINAL_VARIANT) -> ArchivePlan
 
 
 def _known(album: Album, variant: Variant) -> _Known:
-    """The album's entries in `variant`, planned once per album version in this process (bounded). The key
-    holds the update time too, which every change of the album's photos sets (albums.refresh_version)."""
-    key = (album.id, album.version, album.updated_at, variant, _variant_files(album, variant))
+    """The album's entries in `variant`, planned once per album version: kept in this process (bounded) and on
+    disk for the others (plan_files.py, with the layout). The key holds the update time too, which every change
+    of the album's photos sets (albums.refresh_version)."""
+    files = _variant_files(album, variant)
+    key = plan_file(album, variant, files)
     with _PLANS_LOCK:  # gthread: requests of one worker share this
         known = _PLANS.get(key)
         if known is not None:
             _PLANS.move_to_end(key)
             return known
-    ids, entries = archive_plan_ids(album, variant)
-    known = _Known(tuple(ids), tuple(entries), archive_digest(entries))
+    kept = plan_files.load(Path(current_app.config["PLAN_DIR"]), key)
+    if kept is not None:
+        remember_layout(kept.version, kept.layout)
+        known = _Known(kept.photo_ids, kept.entries, kept.version)
+    else:
+        ids, entries = archive_plan_ids(album, variant)
+        known = _Known(tuple(ids), tuple(entries), archive_digest(entries))
+        if entries and all(entry.crc32 is not None for entry in entries):
+            keep_plan(album, variant, files, known.photo_ids, known.entries, known.version)
     with _PLANS_LOCK:
         _PLANS[key] = known
         while len(_PLANS) > PLANS_KEPT:

@@ -6,12 +6,25 @@ creates a new database, and adopts one made before migrations existed (by `db.cr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import flask_migrate
+from flask import Flask, current_app
 from sqlalchemy import inspect
 
 from .extensions import db
 
+# An absolute folder: `flask db ...` and `init-db` find the revisions from any working directory.
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
 VERSION_TABLE = "alembic_version"
+
+
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate for `app`: create_app does it for commands only, since importing Alembic is a third of a
+    gunicorn worker's start-up and a worker never migrates."""
+    if "migrate" not in app.extensions:
+        flask_migrate.Migrate(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
 
 
 def upgrade_database() -> str:
@@ -19,6 +32,7 @@ def upgrade_database() -> str:
 
     Safe to run again and on a database in use: a revision already applied is never applied twice.
     """
+    init_migrations(current_app._get_current_object())  # type: ignore[attr-defined]
     tables = set(inspect(db.engine).get_table_names())
     if VERSION_TABLE not in tables and tables & set(db.metadata.tables):
         # Made by create_all() before migrations: add any table it lacks, then record it as the latest schema.

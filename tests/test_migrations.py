@@ -15,11 +15,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from photoshare import MIGRATIONS_DIR, create_app
+from photoshare import create_app
 from photoshare.auth import create_user
 from photoshare.extensions import db
 from photoshare.models import User
-from photoshare.schema import VERSION_TABLE, current_revision, upgrade_database
+from photoshare.schema import MIGRATIONS_DIR, VERSION_TABLE, current_revision, init_migrations, upgrade_database
 from tests.conftest import ROOT, base_config
 
 
@@ -27,6 +27,7 @@ from tests.conftest import ROOT, base_config
 def bare_app(instance: Path, database_config):
     """An app whose database has no tables at all (the `app` fixture would create them)."""
     app = create_app(base_config(instance) | database_config)
+    init_migrations(app)  # what create_app does under a command line
     yield app
     with app.app_context():
         db.session.remove()

@@ -63,8 +63,9 @@ def init_jobs(app: Flask) -> None:
     # The sweeper threads start with this process's first request, not with its first "Download all": a
     # fork after create_app (gunicorn) must start its own, and an app that never serves needs none.
     app.before_request(app.extensions[EXTENSION].ensure_started)
-    for exc_class in _broker_errors():
-        app.register_error_handler(exc_class, _broker_unavailable)
+    if app.config["BROKER_URL"] or app.config["REDIS_URL"]:  # else neither client is imported (start-up time)
+        for exc_class in _broker_errors():
+            app.register_error_handler(exc_class, _broker_unavailable)
 
 
 def _remove_leftovers_at_start(app: Flask) -> None:
