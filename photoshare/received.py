@@ -35,7 +35,9 @@ def all_acknowledged(sock: socket.socket, timeout: float = ACK_WAIT_SECONDS) -> 
     reset; False on a reset, a closed socket, or `timeout` seconds without it. Never reads or writes `sock`."""
     if not _can_ask(sock):
         return True
-    deadline, pause = time.monotonic() + timeout, 0.001
+    # The first looks come soon (on a LAN the last ACK follows within a fraction of a millisecond, and a
+    # keep-alive connection's next request waits for this), then further apart, up to 50 ms.
+    deadline, pause = time.monotonic() + timeout, 0.0002
     while True:
         try:
             state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]

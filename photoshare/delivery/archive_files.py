@@ -154,7 +154,7 @@ def archive_response(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
     on_close: OnClose | None = None,
-    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    local_path: Callable[[str], str | os.PathLike[str] | None] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     etag_of: Callable[[str, int], str] | None = None,
     version: str | None = None,
@@ -240,7 +240,7 @@ def open_streaming(
     temp_dir: str | os.PathLike[str],
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
-    local_path: Callable[[str], os.PathLike[str] | None] | None = None,
+    local_path: Callable[[str], str | os.PathLike[str] | None] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     linger: float = 0.0,
 ) -> SharedArchive:
@@ -290,7 +290,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
 
 
 def _join_or_build(
-    build: archive_stream.Build, local_path: Callable[[str], os.PathLike[str] | None] | None
+    build: archive_stream.Build, local_path: Callable[[str], str | os.PathLike[str] | None] | None
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
     space, write the central directory, start copying. Waits only while another worker prepares (milliseconds)."""
@@ -311,7 +311,7 @@ def _join_or_build(
 
 
 def _start(
-    build: archive_stream.Build, build_fd: int, local_path: Callable[[str], os.PathLike[str] | None] | None
+    build: archive_stream.Build, build_fd: int, local_path: Callable[[str], str | os.PathLike[str] | None] | None
 ) -> None:
     """As the holder of the build lock: check every local photo's size, then start the build."""
     try:
@@ -328,7 +328,7 @@ def _start(
         raise
 
 
-def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], os.PathLike[str] | None]) -> None:
+def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], str | os.PathLike[str] | None]) -> None:
     """Every photo on this machine's disk is there with its planned size: one stat each, before any byte."""
     for entry in entries:
         path = local_path(entry.storage_key)

@@ -86,8 +86,11 @@ def download_all(token: str) -> Response:
 
 def album_json(link: ShareLink, token: str) -> dict[str, Any]:
     album = link.album
+    # Every photo's URL is this one with its id: one url_for, not three per photo (a third of the answer's time).
     base = current_app.config["BASE_URL"]
+    prefix = base + url_for("share_api.download_photo", token=token, photo_id=0)[:-1]
     sizes = [LARGE] if link.web_size_only else [ORIGINAL, LARGE]
+    default = f"?size={LARGE}" if link.web_size_only else ""
     photos = [
         {
             "id": photo.id,
@@ -96,9 +99,8 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
             "width": photo.width,
             "height": photo.height,
             "content_type": photo.content_type,
-            "download_url": base + url_for("share_api.download_photo", token=token, photo_id=photo.id,
-                                           size=LARGE if link.web_size_only else None),
-            "sizes": {size: _size_json(photo, size, token, base) for size in sizes},
+            "download_url": f"{prefix}{photo.id}{default}",
+            "sizes": {size: _size_json(photo, size, prefix) for size in sizes},
         }
         for photo in album.photos
     ]
@@ -120,9 +122,8 @@ def album_json(link: ShareLink, token: str) -> dict[str, Any]:
     }
 
 
-def _size_json(photo: Photo, size: str, token: str, base: str) -> dict[str, Any]:
+def _size_json(photo: Photo, size: str, prefix: str) -> dict[str, Any]:
     """One size of a photo: its download URL, and its bytes when known (the large JPEG of an older photo is
     made on its first download). The location-free copy differs from the original by a few bytes only."""
     nbytes = photo.size if size == ORIGINAL else photo.large_size
-    url = base + url_for("share_api.download_photo", token=token, photo_id=photo.id, size=size)
-    return {"bytes": nbytes, "download_url": url}
+    return {"bytes": nbytes, "download_url": f"{prefix}{photo.id}?size={size}"}

@@ -21,11 +21,11 @@ PATHS_KEPT = 16384  # about 8 MB at most: every photo of the albums being downlo
 
 
 @functools.lru_cache(maxsize=PATHS_KEPT)
-def _joined(root: str, key: str) -> Path | None:
+def _joined(root: str, key: str) -> str | None:
     """A pure function of its arguments, kept: a "Download all" of 5,000 photos checks each photo's path
-    before its first byte, and most of that time was spent making the same paths again."""
-    joined = safe_join(root, key)
-    return None if joined is None else Path(joined)
+    before its first byte, and most of that time was spent making the same paths again (a str: making 5,000
+    Path objects alone took a worker's first such request 36 ms)."""
+    return safe_join(root, key)
 
 
 class LocalStorage(Storage):
@@ -39,6 +39,10 @@ class LocalStorage(Storage):
 
     def path(self, key: str) -> Path:
         """The absolute path of `key`; refuses anything that would leave the root."""
+        return Path(self.local_file(key))
+
+    def local_file(self, key: str) -> str:
+        """`path` as a str, for loops over thousands of keys; refuses anything that would leave the root."""
         joined = _joined(self._root, key)
         if joined is None:
             raise ValueError(f"unsafe storage key: {key!r}")
