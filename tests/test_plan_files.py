@@ -94,3 +94,25 @@ def test_a_variants_plan_is_kept_on_its_first_download_and_loaded_by_the_next_pr
         forget_in_memory()
         again = plans.album_plan(album, large)
         assert again.entries == first.entries and again.version == first.version != album.version
+
+
+def test_an_older_albums_first_location_free_plan_reads_each_photo_once(app, make_album, photo_queries):
+    """Older photos (never checked for a location) are checked on the first location-free download; each check
+    commits, and those commits must not send every other photo of the album back to the database."""
+    count = 8
+    album_id = make_album(count=count)
+    clean = albums.Variant(strip_location=True)
+    with app.app_context():
+        album = db.session.get(Album, album_id)
+        for photo in album.photos:
+            photo.has_location = photo.clean_size = photo.clean_sha256 = photo.clean_crc32 = None
+        db.session.commit()
+        album = db.session.get(Album, album_id)
+        assert len(album.photos) == count  # loaded, as a view loads them
+        forget_in_memory()
+        photo_queries.clear()
+        plan = plans.album_plan(album, clean)
+        assert len(plan.entries) == count
+        assert all(photo.has_location is False for photo in album.photos)
+        # one refresh per checked photo under its lock, and the variant's fingerprint before and after planning
+        assert len(photo_queries) <= count + 2, photo_queries
