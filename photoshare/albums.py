@@ -165,8 +165,7 @@ def refresh_version(album: Album) -> None:
     album.version = archive_digest(entries) if entries else EMPTY_VERSION
     album.updated_at = utcnow()
     db.session.commit()
-    if entries and all(entry.crc32 is not None for entry in entries):
-        keep_plan(album, ORIGINAL_VARIANT, (), ids, entries, album.version)
+    keep_plan(album, ORIGINAL_VARIANT, (), ids, entries, album.version)
     if album.version != old_version:
         album_changed.send(current_app._get_current_object(), album_id=album.id, old_version=old_version)
 
@@ -179,7 +178,10 @@ def plan_file(album: Album, variant: Variant, files: tuple[int, ...]) -> str:
 
 def keep_plan(album: Album, variant: Variant, files: tuple[int, ...], ids: list[int] | tuple[int, ...],
               entries: list[ArchiveEntry] | tuple[ArchiveEntry, ...], version: str) -> None:
-    """Write the plan and its layout (computed here if this process has not) for every other process."""
+    """Write the plan and its layout (computed here if this process has not) for every other process; nothing
+    for an empty plan, or one with an entry whose CRC-32 is not known yet (the layout needs every one)."""
+    if not entries or any(entry.crc32 is None for entry in entries):
+        return
     kept = plan_files.KeptPlan(tuple(ids), tuple(entries), version, cached_layout(version, entries))
     plan_files.save(Path(current_app.config["PLAN_DIR"]), plan_file(album, variant, files), kept)
 

@@ -151,8 +151,7 @@ def _known(album: Album, variant: Variant) -> _Known:
         if variant != ORIGINAL_VARIANT:  # planning made older photos' files: kept under what they are now
             files = _variant_files(album, variant)
             key = plan_file(album, variant, files)
-        if entries and all(entry.crc32 is not None for entry in entries):
-            keep_plan(album, variant, files, known.photo_ids, known.entries, known.version)
+        keep_plan(album, variant, files, known.photo_ids, known.entries, known.version)
     with _PLANS_LOCK:
         _PLANS[key] = known
         while len(_PLANS) > PLANS_KEPT:
