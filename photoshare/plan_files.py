@@ -65,7 +65,7 @@ def load(folder: Path, name: str) -> KeptPlan | None:
         form, ids, entries, version, layout = marshal.loads(data)  # noqa: S302 - our own file, instance folder
         if form != FORMAT:
             return None
-        return KeptPlan(tuple(ids), tuple(ArchiveEntry(*entry) for entry in entries), version, Layout(*layout))
+        return KeptPlan(tuple(ids), tuple(map(ArchiveEntry._make, entries)), version, Layout(*layout))
     except (ValueError, TypeError, EOFError) as exc:
         log.warning("kept plan %s is damaged, planned again: %s", name, exc)
         return None

@@ -441,3 +441,23 @@ def test_documented_lifecycle_rule_is_accepted_by_s3_and_expires_prepared_zips(s
     rules = {rule["ID"]: rule for rule in client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules["photoshare-expire-prepared-zips"]["Filter"]["Prefix"] == "zips/"
     assert rules["photoshare-expire-prepared-zips"]["Expiration"]["Days"] == 2
+
+
+@pytest.mark.parametrize("key", [
+    "../secret.txt", "originals/../../secret.txt", "/etc/passwd", "originals//../../secret.txt", "..",
+    "originals/x.jpg/../../../secret.txt",
+])
+def test_local_keys_that_would_leave_the_root_are_refused(tmp_path, key):
+    """The fast pattern for the app's own keys lets nothing past that safe_join would refuse."""
+    store = LocalStorage(tmp_path / "uploads")
+    with pytest.raises(ValueError, match="unsafe storage key"):
+        store.local_file(key)
+
+
+def test_local_keys_the_app_makes_map_under_the_root(tmp_path):
+    store = LocalStorage(tmp_path / "uploads")
+    root = tmp_path / "uploads"
+    for key in ("originals/0a1b.jpg", "web/IMG_1.large.jpg", "zips/album-1_2.zip", "x"):
+        assert Path(store.local_file(key)) == root / key
+        assert Path(store.local_file(key)).resolve().is_relative_to(root.resolve())
+    assert Path(store.local_file("originals/.hidden")) == root / "originals/.hidden"  # safe_join's answer, as before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -19,12 +20,19 @@ CHUNK = 1024 * 1024
 
 PATHS_KEPT = 16384  # about 8 MB at most: every photo of the albums being downloaded
 
+# The keys the app makes (`originals/<hex>.jpg`, `web/<hex>.jpg`, ...): folders and names of letters, digits,
+# `_`, `-` and `.`, no part starting with a dot (so no `..`), never absolute. Such a key joined to the root stays
+# under it; any other key goes through safe_join.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+
 
 @functools.lru_cache(maxsize=PATHS_KEPT)
 def _joined(root: str, key: str) -> str | None:
     """A pure function of its arguments, kept: a "Download all" of 5,000 photos checks each photo's path
-    before its first byte, and most of that time was spent making the same paths again (a str: making 5,000
-    Path objects alone took a worker's first such request 36 ms)."""
+    before its first byte (a str: making 5,000 Path objects alone took a worker's first such request 36 ms;
+    safe_join on each, 18 ms more than the pattern)."""
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{root}/{key}"
     return safe_join(root, key)
 
 
