@@ -275,7 +275,7 @@ def measure_stack(name: str, root: Path, instance: Path, app, album: Album, cert
         extra = (f"    server {{\n        listen 127.0.0.1:{static_port} ssl;\n        ssl_certificate {cert};\n"
                  f"        ssl_certificate_key {key};\n        location / {{ root {static_root}; }}\n    }}\n")
     stack = start_stack(root / f"nginx-{name}", instance, database_url=app.config["SQLALCHEMY_DATABASE_URI"],
-                        settings=settings, cert=cert, key=key, extra_nginx=extra)
+                        settings=settings, cert=cert, key=key, extra_nginx=extra, gunicorn_workers=args.workers)
     results, notes = [], []
     try:
         etags, bodies = warm_up(stack.url, album)
@@ -326,6 +326,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, wrk output)")
     parser.add_argument("--activity", choices=("on", "off"), default="on", help="record visits and downloads")
     parser.add_argument("--stacks", choices=("both", "x-accel"), default="both")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (GUNICORN_WORKERS)")
+    parser.add_argument("--threads", type=int, help="threads per worker (GUNICORN_THREADS; default the config's)")
     args = parser.parse_args()
     for tool in ("wrk", "openssl"):
         if not shutil.which(tool):
@@ -349,6 +351,8 @@ def main() -> int:
     album = make_album(app, args.photos)
     common = {"PROXY_FIX_HOPS": "1", "DOWNLOAD_ALL_RATE_LIMIT": "1000000 per minute",
               "ACTIVITY_ENABLED": "true" if args.activity == "on" else "false"}
+    if args.threads:
+        common["GUNICORN_THREADS"] = str(args.threads)
     results, notes = [], []
     stacks = [("app + X-Accel", {"SENDFILE_BACKEND": "x-accel"}, static_root),
               ("app streaming", {"SENDFILE_BACKEND": ""}, None)]
@@ -371,7 +375,8 @@ def main() -> int:
     print(f"\nmachine: {os.cpu_count()} cores, {platform.machine()}, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 1024**3:.0f} GiB; Python {platform.python_version()}")
     print(f"album: {len(album.photos)} photos, {archive_mb:.1f} MB; {args.clients} clients for {args.seconds} s, HTTPS; "
-          f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; activity recording {args.activity}")
+          f"database: {'PostgreSQL' if args.postgres else 'SQLite'}; activity recording {args.activity}; "
+          f"gunicorn {args.workers} workers, {args.threads or 'the configured'} threads each")
     print("\n| server | requests/s | MB/s | p50 | p90 | p99 | requests | errors | non-2xx/3xx |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:

@@ -35,6 +35,9 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any]]] = {
     "SECRET_KEY": (None, str),
     "BASE_URL": ("http://localhost:8000", str),  # every absolute link the app prints or e-mails
     "DATABASE_URL": (None, str),  # any SQLAlchemy URL; default sqlite in instance/
+    # Connections a process keeps open to a database server: at least a worker's threads (GUNICORN_THREADS)
+    # and its background threads, so that no request under load opens and closes a connection of its own.
+    "DATABASE_POOL_SIZE": (20, int),
     "UPLOAD_DIR": (None, str),  # default instance/uploads
     "TEMP_DIR": (None, str),  # archives being built or served; default instance/tmp
     # Seconds a "Download all" temp archive stays after its last response closed: a download manager's next
@@ -145,6 +148,10 @@ def _derive(app: Flask) -> None:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     cfg["SQLALCHEMY_DATABASE_URI"] = url
+    if not url.startswith("sqlite") and "SQLALCHEMY_ENGINE_OPTIONS" not in cfg:
+        # SQLAlchemy keeps 5 and opens up to 10 more per checkout, closing each when it is returned: under 50
+        # clients a PostgreSQL backend was started for a good share of requests.
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_size": cfg["DATABASE_POOL_SIZE"], "max_overflow": 10}
     cfg["MAX_CONTENT_LENGTH"] = cfg["MAX_UPLOAD_MB"] * 1024 * 1024
     in_bucket = str(cfg["STORAGE_BACKEND"]).strip().lower() in ("s3", "r2")
     for key, bucket_default in (("PREPARE_THRESHOLD", 100), ("PREPARE_THRESHOLD_MB", 2048)):

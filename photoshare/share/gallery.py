@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, select
 
 from ..errors import NotFound
 from ..extensions import db
@@ -65,11 +65,14 @@ class PhotoPage:
         return min(self.total, self.offset + len(self.photos))
 
 
+# Built once (each gallery page runs it): building a statement and its cache key costs more than running it.
+_TOTALS = select(
+    func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0), func.coalesce(func.sum(Photo.large_size), 0)
+).where(Photo.album_id == bindparam("album_id"))
+
+
 def album_totals(album_id: int) -> AlbumTotals:
-    count, total, large = db.session.execute(
-        db.select(func.count(Photo.id), func.coalesce(func.sum(Photo.size), 0),
-                  func.coalesce(func.sum(Photo.large_size), 0)).where(Photo.album_id == album_id)
-    ).one()
+    count, total, large = db.session.execute(_TOTALS, {"album_id": album_id}).one()
     return AlbumTotals(int(count), int(total), int(large))
 
 
