@@ -129,7 +129,8 @@ def make_bulk_album(instance: Path, photos: int, min_mb: float, max_mb: float) -
             (originals / stored).write_bytes(data)
             album.photos.append(Photo(position=index, original_filename=f"IMG_{index:05d}.jpg", stored_name=stored,
                                       size=len(data), sha256=hashlib.sha256(data).hexdigest(), crc32=zlib.crc32(data),
-                                      content_type="image/jpeg", width=4000, height=3000, uploaded_at=moment))
+                                      content_type="image/jpeg", width=4000, height=3000, uploaded_at=moment,
+                                      has_location=False))  # checked, as at upload: no older-photo scan
         albums.refresh_version(album)
         token = create_share_link(album).token
         largest_id = max(album.photos, key=lambda photo: photo.size).id
@@ -276,13 +277,22 @@ class Timing:
     size: int = 0
 
 
+def settle() -> None:
+    """Before each timed run, outside its time: write out the dirty pages of earlier steps (the album just
+    generated, the previous round's archive or copy), which would otherwise be flushed during the run and count
+    against whichever tool happens to run then."""
+    os.sync()
+
+
 def timed(command: list[str], timeout: float, **kwargs) -> float:
+    settle()
     started = time.perf_counter()
     subprocess.run(command, check=True, timeout=timeout, **kwargs)
     return time.perf_counter() - started
 
 
 def curl_download(url: str, timeout: float) -> Timing:
+    settle()
     result = subprocess.run(
         ["curl", "--silent", "--show-error", "--fail", "-o", "/dev/null", "-w",
          "%{time_starttransfer} %{time_total} %{size_download}", url],
@@ -320,6 +330,7 @@ def range_throughput(port: int, path: str, size: int, requests: int, span: int |
 def raw_download(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 600) -> Timing:
     """GET over a raw socket: total time, time to the first *body* byte (headers alone prove nothing about a
     body that waits for its bytes) and body size; the body is counted, not kept."""
+    settle()
     lines = [f"GET {path} HTTP/1.1", "Host: bench", "Connection: close",
              *(f"{k}: {v}" for k, v in (headers or {}).items())]
     buffer = bytearray(1 << 20)

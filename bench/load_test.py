@@ -210,28 +210,45 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
-def process_state(pid: int) -> tuple[int, int, int]:
-    """(open file descriptors other than SQLite's, SQLite's, resident memory in KiB).
+def process_state(pid: int, database_port: int) -> tuple[int, int, int]:
+    """(open file descriptors other than the database pool's, the pool's, resident memory in KiB).
 
-    SQLite connections (3 descriptors each in WAL mode) come and go with SQLAlchemy's pool, whose size is
-    bounded; everything else must be back where it was once the load is over.
+    The pool's connections (SQLite: 3 descriptors each in WAL mode; a database server: one TCP socket each)
+    come and go with SQLAlchemy's pool, whose size is bounded; everything else must be back where it was once
+    the load is over.
     """
-    other = sqlite = 0
+    server_sockets = _database_sockets(pid, database_port)
+    other = pool = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        if re.search(r"\.sqlite3(-wal|-shm|-journal)?$", target):
-            sqlite += 1
+        if re.search(r"\.sqlite3(-wal|-shm|-journal)?$", target) or target in server_sockets:
+            pool += 1
         else:
             other += 1
     rss = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
-    return other, sqlite, rss
+    return other, pool, rss
 
 
-def snapshot(master: int) -> dict[int, tuple[int, int]]:
-    return {pid: process_state(pid) for pid in children(master)}
+def _database_sockets(pid: int, port: int) -> set[str]:
+    """`socket:[inode]` of the process's TCP connections to a database server on `port` (0: none)."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if port and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def snapshot(master: int, database_port: int) -> dict[int, tuple[int, int, int]]:
+    return {pid: process_state(pid, database_port) for pid in children(master)}
 
 
 # ---- one stack -------------------------------------------------------------------------------------------------
@@ -283,7 +300,7 @@ def measure_stack(name: str, root: Path, instance: Path, app, album: Album, cert
         mix = request_mix(app_paths(album), album, etags, archive_size, seed=1)
         run_wrk(f"{name}-warm", stack.url, mix, 3, args.clients, root)  # imports, pools, page cache
         time.sleep(6)  # idle keep-alive connections close (gunicorn keepalive 5 s)
-        before = snapshot(stack.gunicorn.process.pid)
+        before = snapshot(stack.gunicorn.process.pid, args.database_port)
         log_start = len(stack.gunicorn.log.read_text())
         with Probe(stack.url, album) as probe:
             results.append(run_wrk(name, stack.url, mix, args.seconds, args.clients, root))
@@ -291,14 +308,14 @@ def measure_stack(name: str, root: Path, instance: Path, app, album: Album, cert
         if probe.failures:
             notes.append(f"{name}: {probe.failures} probe request(s) failed")
         time.sleep(6)
-        after = snapshot(stack.gunicorn.process.pid)
+        after = snapshot(stack.gunicorn.process.pid, args.database_port)
         temp_left = os.listdir(app.config["TEMP_DIR"])
         notes.append(f"{name}: TEMP_DIR after the run: {len(temp_left)} file(s)")
         for pid in sorted(before):
             fds0, db0, rss0 = before[pid]
             fds1, db1, rss1 = after.get(pid, (None, None, None))
             leak = fds1 != fds0 or rss1 is None or rss1 - rss0 > LARGE_RSS_GROWTH_KB
-            notes.append(f"{name}: worker {pid}: fds {fds0} -> {fds1} (+ SQLite pool {db0} -> {db1}), "
+            notes.append(f"{name}: worker {pid}: fds {fds0} -> {fds1} (+ database pool {db0} -> {db1}), "
                          f"RSS {rss0 / 1024:.1f} -> {(rss1 or 0) / 1024:.1f} MiB{'  <-- LEAK?' if leak else ''}")
         log = stack.gunicorn.log.read_text()[log_start:]
         errors = sorted({line for line in log.splitlines() if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)})
@@ -342,11 +359,13 @@ def main() -> int:
     cert, key = make_certificate(root)
     postgres = None
     database: dict[str, str] = {}
+    args.database_port = 0
     if args.postgres:
         from tests.postgres import PostgresServer
 
         postgres = PostgresServer()
         database = {"DATABASE_URL": postgres.new_database()}
+        args.database_port = postgres.port
     app = create_app(base_config(instance) | database)
     album = make_album(app, args.photos)
     common = {"PROXY_FIX_HOPS": "1", "DOWNLOAD_ALL_RATE_LIMIT": "1000000 per minute",
