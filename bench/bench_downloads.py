@@ -59,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=1800, help="abort the whole run after this many seconds")
     parser.add_argument("--workdir", type=Path, help="where to generate the album (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder afterwards")
+    parser.add_argument("--cold", action="store_true",
+                        help="also time a never-built version with the page cache dropped (root only)")
     parser.add_argument("--bulk", action="store_true",
                         help="write the photos and their rows directly, without thumbnails (for 5,000-photo albums)")
     args = parser.parse_args()
@@ -376,6 +378,45 @@ def aria2c_download(url: str, out: Path, log: Path, timeout: float) -> tuple[flo
     return seconds, log.read_text(errors="replace").count("built archive") - before
 
 
+def drop_caches() -> bool:
+    """Empty the page cache (root only): the photos are then read from the disk, as on a server that has not
+    served the album lately."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def cold_caches(instance: Path, port: int, path: str, files: list[Path], archive_size: int, rounds: int,
+                deadline: float, workdir: Path) -> None:
+    """A never-built version with the photos only on disk, against `cat` of the same cold files to a file."""
+    if not drop_caches():
+        print("  cold caches: /proc/sys/vm/drop_caches is not writable (run as root): skipped")
+        return
+    full, ranged, cats = [], [], []
+    out = workdir / "cold.out"
+    for _ in range(rounds):
+        wait_empty(instance / "tmp")
+        drop_caches()
+        full.append(raw_download(port, path))
+        wait_empty(instance / "tmp")
+        drop_caches()
+        ranged.append(raw_download(port, path, {"Range": f"bytes={archive_size * 9 // 10}-"}))
+        drop_caches()
+        with out.open("wb") as sink:
+            cats.append(timed(["cat", *map(str, files)], deadline, stdout=sink))
+        out.unlink()
+    print("  cold page cache (dropped before each run), never-built version, raw socket:")
+    print(f"    whole archive: first byte {median([t.ttfb for t in full]) * 1000:10.1f} ms, "
+          f"total {median([t.total for t in full]):.2f} s")
+    print(f"    range at 90 %: first byte {median([t.ttfb for t in ranged]) * 1000:10.1f} ms, "
+          f"total {median([t.total for t in ranged]):.2f} s")
+    print(f"    cat > file, cold: {median(cats):.2f} s; ratio never-built download-all / cat > file "
+          f"{median([t.total for t in full]) / median(cats):6.2f}")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -508,6 +549,9 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     print("  a freshly started worker's first request of a never-built version (raw socket, first body byte):")
     print(f"    whole archive {median([t.ttfb for t in fresh_full]) * 1000:10.1f} ms, "
           f"range at 90 % {median([t.ttfb for t in fresh_range]) * 1000:10.1f} ms")
+
+    if args.cold:
+        cold_caches(instance, port, path, files, archive_size, args.rounds, deadline, workdir)
 
     nginx_port = free_port()
     nginx = start_nginx(originals.parent, workdir, nginx_port)

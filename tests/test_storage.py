@@ -461,3 +461,15 @@ def test_local_keys_the_app_makes_map_under_the_root(tmp_path):
         assert Path(store.local_file(key)) == root / key
         assert Path(store.local_file(key)).resolve().is_relative_to(root.resolve())
     assert Path(store.local_file("originals/.hidden")) == root / "originals/.hidden"  # safe_join's answer, as before
+
+
+def test_local_files_checks_every_key_like_local_file(tmp_path):
+    """The one-scan check of many keys gives local_file's answers, and refuses what it refuses."""
+    store = LocalStorage(tmp_path / "uploads")
+    plain = [f"originals/{index:032x}.jpg" for index in range(50)] + ["web/a.large.jpg"]
+    assert store.local_files(plain) == [store.local_file(key) for key in plain]
+    odd = ["originals/a.jpg", "originals/.hidden", "originals/x\ny.jpg"]  # not plain: each through safe_join
+    assert store.local_files(odd) == [store.local_file(key) for key in odd]
+    for bad in ("../secret.txt", "originals/a.jpg\n/../../../secret.txt", "/etc/passwd"):
+        with pytest.raises(ValueError, match="unsafe storage key"):
+            store.local_files(["originals/a.jpg", bad])

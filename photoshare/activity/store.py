@@ -50,7 +50,7 @@ def write_batch(events: Iterable[Event], *, keep_rows: bool = True) -> list[int]
     try:
         if rows:
             db.session.execute(insert(ActivityEvent), rows)
-        for share_id, counts in added.items():
+        for share_id, counts in sorted(added.items()):  # in id order: two processes' writers never deadlock
             if counts:
                 columns = {getattr(ShareLink, name): func.coalesce(getattr(ShareLink, name), 0) + n
                            for name, n in counts.items()}

