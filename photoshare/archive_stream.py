@@ -77,6 +77,10 @@ class Build:
     open_source: Callable[[str], io.BufferedIOBase]
     hold: Callable[[], Callable[[], None]]  # a lock keeping the files while the builder runs; returns its release
     on_complete: Callable[[Path], None] | None = None
+    # Checks the photos not checked before the first byte (all on disk, of their planned size), beside the
+    # copying; returns the index of the first bad one, or None. A bad one fails the build at once, not when
+    # the copying reaches it, so the visitor's download is cut early and the next request gets a clear error.
+    check_rest: Callable[[], int | None] | None = None
 
 
 class Record:
@@ -196,6 +200,7 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
     Runs to the end even when every response left (a download manager reconnects; nothing is built twice),
     then lets go of the files: removed unless a response still uses them."""
     started, index, complete = time.monotonic(), None, False
+    checker = _start_checker(build, record)
     try:
         done = record.done()
         wanted: list[int] = []
@@ -204,6 +209,8 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
             if time.monotonic() - checked > WANTED_CHECK:
                 if not is_current(archive_fd, build.files.archive):
                     log.info("archive %s was removed: build stopped", build.files.archive.name)
+                    return
+                if record.state() == FAILED:  # the checker found a bad photo
                     return
                 flags = record.wanted()
                 wanted = [i for i in range(len(flags)) if flags[i] and not done[i]] if any(flags) else []
@@ -219,6 +226,11 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
             last = index
             if index in wanted:
                 wanted.remove(index)
+        if checker is not None:
+            checker.join()  # long done (stats against gigabytes of copying); its verdict comes first
+            if record.state() == FAILED:
+                return
+            checker = None
         record.set_state(COMPLETE)
         complete = True
         log.info("built archive %s: %d photos, %d bytes in %.2fs", build.files.archive.name, len(build.entries),
@@ -229,12 +241,35 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
         log.error("archive %s not built: %s", build.files.archive.name, exc)
         return
     finally:
+        if checker is not None:
+            checker.join()  # it writes to the record: never after its descriptor is closed (and maybe reused)
         if complete:
             _on_complete(build)  # before `release`: the files may go with it when every response has left
         os.close(archive_fd)
         os.close(record.fd)
         os.close(build_fd)  # releases the build lock
         release()
+
+
+def _start_checker(build: Build, record: Record) -> threading.Thread | None:
+    """Run `build.check_rest` in a thread beside the copying; a bad photo marks the record failed."""
+    if build.check_rest is None:
+        return None
+    check = build.check_rest
+
+    def run() -> None:
+        try:
+            bad = check()
+        except Exception:  # a checker that cannot check fails the build, never passes it
+            log.exception("archive %s: the photos could not be checked", build.files.archive.name)
+            record.fail(None)
+            return
+        if bad is not None:
+            record.fail(bad)
+
+    thread = threading.Thread(target=run, daemon=True, name=f"check-{build.files.archive.name}")
+    thread.start()
+    return thread
 
 
 def _on_complete(build: Build) -> None:
@@ -272,6 +307,10 @@ class GrowingArchive(io.RawIOBase):
     @property
     def size(self) -> int:
         return self._build.layout.total
+
+    def failed(self) -> bool:
+        """Whether the build failed (a reader that got bytes before that never got wrong ones)."""
+        return not self.closed and self._record.state() == FAILED
 
     def complete_now(self) -> bool:
         """Whether the whole archive is written (then it may be sent as a plain file)."""

@@ -24,7 +24,7 @@ from photoshare.archive import archive_layout
 from photoshare.extensions import db
 from photoshare.models import Album
 from photoshare.zip_layout import Layout
-from tests.conftest import Site
+from tests.conftest import Site, database_settings, module_instance
 from tests.jobs_support import SlowPhoto, expected_archive
 from tests.test_downloads_http import _children, _eventually, run
 from tests.test_downloads_http import site as site
@@ -283,6 +283,54 @@ def test_a_build_that_fails_midway_cuts_every_waiting_response_and_leaves_no_fil
     assert again.read_until(again.length) == expected
     again.close()
     assert site.wait_temp_empty() == []
+
+
+@pytest.fixture(scope="module")
+def unchecked_site(tmp_path_factory, postgres_server):
+    """One worker whose "Download all" checks no photo before its first byte (ARCHIVE_CHECK_SECONDS=0), as
+    one of 5,000 photos on a cold disk leaves most of them to the builder."""
+    site = Site.start(module_instance(tmp_path_factory, "unchecked"), database_settings(postgres_server),
+                      env={"DOWNLOAD_ALL_RATE_LIMIT": "1000 per minute", "ARCHIVE_CHECK_SECONDS": "0"}, workers=1)
+    yield site
+    site.stop()
+
+
+def test_a_photo_missing_beyond_the_first_check_cuts_the_download_at_once_and_a_retry_is_a_clear_error(
+    unchecked_site,
+):
+    site = unchecked_site
+    album_id, token = site.album(photos=6, side=300, title="Unchecked")
+    layout, expected = layout_of(site, album_id), expected_archive(site.app, album_id)
+    path = f"/api/share/{token}/download-all"
+    slow = SlowPhoto(site.app, album_id, index=1)  # holds the builder at photo 1 for as long as the test likes
+    missing = SlowPhoto(site.app, album_id, index=5)
+    missing.path.unlink()  # the last photo is gone from the disk
+    try:
+        first = Stream(site, path)
+        assert first.status == 200 and first.length == len(expected)  # nothing checked before the first byte
+        # The builder's checker finds the missing photo while the copying still waits at photo 1: the
+        # download ends there, with the right bytes so far, not after the visitor waited for the rest.
+        first.read_until(first.length, timeout=HEAD_TIMEOUT)
+        first.sock.settimeout(5)
+        assert first.sock.recv(1) == b""  # closed by the server (a timeout here: still waiting for photo 1)
+        assert len(first.body) <= layout.header_offset(2) and first.body == expected[:len(first.body)]
+        first.close()
+        assert "not built" in site.server.log.read_text() and "IMG_0005.jpg" in site.server.log.read_text()
+    finally:
+        release(slow)
+    assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
+    # This worker saw the build fail: it checks every photo of the version first now, so the retry is the
+    # clear error page, not another cut download.
+    retry = Stream(site, path, {"Accept": "application/json"})
+    assert retry.status == 500
+    assert b"IMG_0005.jpg" in retry.read_until(retry.length) and b"archive_failed" in retry.body
+    retry.close()
+    # The photo is back: the full check passes and the archive is whole and right.
+    missing.restore()
+    again = Stream(site, path)
+    assert again.status == 200 and again.read_until(again.length) == expected
+    again.close()
+    assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
 
 
 def test_aria2c_split_download_of_a_never_built_version_builds_once_and_every_entry_is_right(site, tmp_path):

@@ -152,6 +152,7 @@ def send_archive(
         local_paths=get_storage().local_files,
         on_close=on_close,
         linger=config["ARCHIVE_LINGER_SECONDS"],
+        check_seconds=config["ARCHIVE_CHECK_SECONDS"],
         **options,
     )
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import io
 import logging
 import os
@@ -55,6 +56,9 @@ from .sendfile import ResponseFile, serve_file
 log = logging.getLogger(__name__)
 
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
+CHECK_STEP = 64  # photos checked between looks at the clock
+FAILED_MEMORY = 600.0  # seconds a failed build makes this process check every photo before the first byte
+_failed_lately: dict[str, float] = {}  # archive name -> when this process saw its build fail
 STREAM_CHUNK = 1024 * 1024
 SEND_WAIT = 60.0  # seconds a send waits for a client that reads nothing
 
@@ -87,6 +91,8 @@ class SharedArchive:
         if self._released:
             return
         self._released = True
+        if isinstance(self.file, archive_stream.GrowingArchive) and self.file.failed():
+            _remember_failure(self.path)
         self.file.close()
         _leave(self._lock_fd, self.lock_path, self.path, self.linger)
 
@@ -159,6 +165,7 @@ def archive_response(
     etag_of: Callable[[str, int], str] | None = None,
     version: str | None = None,
     linger: float = 0.0,
+    check_seconds: float | None = None,
 ) -> Response:
     """The archive of `entries` as a download response (see downloads.serve_file) that starts at once with its
     exact size, read while it is built (see `open_streaming`). A photo missing or changed on disk (checked
@@ -167,7 +174,7 @@ def archive_response(
     process built them: `etag_of(version, size)`, by default `zip-<version>`. `on_complete(path)` runs once the
     archive is whole (e.g. to put it in the ZIP cache). `version`: the entries' archive_digest, when known.
     `linger`: seconds the archive stays after its last response closed, for the next connection of a download
-    manager or a resume to find it built (see `open_streaming`)."""
+    manager or a resume to find it built (see `open_streaming`). `check_seconds`: see `open_streaming`."""
     version = version or archive_digest(entries)
     size = _layout(version, entries, open_source).total
     etag = archive_etag(version) if etag_of is None else etag_of(version, size)
@@ -178,7 +185,8 @@ def archive_response(
         return serve_file(io.BytesIO(), environ=environ, download_name=download_name, mimetype="application/zip",
                           etag=etag, last_modified=last_modified, size=size, on_close=on_close, dated_if_range=False)
     shared = open_streaming(entries, version=version, temp_dir=temp_dir, lock_dir=lock_dir, open_source=open_source,
-                            local_paths=local_paths, on_complete=on_complete, linger=linger)
+                            local_paths=local_paths, on_complete=on_complete, linger=linger,
+                            check_seconds=check_seconds)
 
     def close(delivery: Delivery) -> None:
         shared.release()
@@ -243,6 +251,7 @@ def open_streaming(
     local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None = None,
     on_complete: Callable[[Path], None] | None = None,
     linger: float = 0.0,
+    check_seconds: float | None = None,
 ) -> SharedArchive:
     """The archive for `version`, open for reading at once: a plain file when complete, else a GrowingArchive
     whose reads wait for the builder (started here when nobody, in any worker, builds it). Its size is exact.
@@ -251,7 +260,11 @@ def open_streaming(
     it goes (and a killed process's leftovers go with `remove_stale`).
 
     Raises ArchiveUnavailable (a photo missing or of another size, checked through `local_paths` when this call
-    starts the build) or StorageFull; either way nothing is left behind.
+    starts the build) or StorageFull; either way nothing is left behind. With `check_seconds`, the check
+    before the first byte stops after that long (a cold disk reads an inode per photo: about 70 ms for
+    5,000) and the builder checks the rest beside its copying: a bad photo there cuts the download short
+    at once, and for FAILED_MEMORY seconds this process checks every photo of that version first again,
+    so a retry gets the clear error.
     """
     path = Path(temp_dir) / f"album-{version}.zip"
     lock_path = Path(lock_dir) / f"album-{version}.lock"
@@ -262,7 +275,7 @@ def open_streaming(
         files = _version_files(path, lock_path)
         build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
                                      hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete)
-        file = _join_or_build(build, local_paths)
+        file = _join_or_build(build, local_paths, check_seconds)
     except archive_stream.BuildFailed as exc:
         _leave(fd, lock_path, path)
         raise _unavailable(exc.entry_name) from exc
@@ -290,7 +303,9 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
 
 
 def _join_or_build(
-    build: archive_stream.Build, local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None
+    build: archive_stream.Build,
+    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None,
+    check_seconds: float | None = None,
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
     space, write the central directory, start copying. Waits only while another worker prepares (milliseconds)."""
@@ -304,19 +319,25 @@ def _join_or_build(
             return growing
         build_fd = archive_stream.try_build_lock(build.files.build_lock)
         if build_fd is not None:
-            _start(build, build_fd, local_paths)
+            _start(build, build_fd, local_paths, check_seconds)
             continue
         time.sleep(delay)
         delay = min(delay * 2, archive_stream.POLL_MAX)
 
 
 def _start(
-    build: archive_stream.Build, build_fd: int, local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None
+    build: archive_stream.Build,
+    build_fd: int,
+    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None,
+    check_seconds: float | None,
 ) -> None:
-    """As the holder of the build lock: check every local photo's size, then start the build."""
+    """As the holder of the build lock: check the local photos' sizes (those `check_seconds` leaves unchecked
+    go to the builder), then start the build."""
     try:
         if local_paths is not None:
-            _check_sources(build.entries, local_paths)
+            if check_seconds is not None and _failed_lately_here(build.files.archive):
+                check_seconds = None
+            build.check_rest = _check_sources(build.entries, local_paths, check_seconds)
         archive_stream.prepare(build, build.files.record, build_fd)
     except ArchiveUnavailable:
         os.close(build_fd)
@@ -328,21 +349,62 @@ def _start(
         raise
 
 
-def _check_sources(entries: Sequence[ArchiveEntry], local_paths: Callable[[Sequence[str]], Sequence[str | None]]) -> None:
-    """Every photo on this machine's disk is there with its planned size: one stat each, before any byte."""
-    for entry, path in zip(entries, local_paths([entry.storage_key for entry in entries]), strict=True):
-        if path is None:
-            continue
-        try:
-            status = os.stat(path)
-        except OSError as exc:
-            log.error("archive not built: %s", ArchiveSourceError(entry.name, exc))
-            raise _unavailable(entry.name) from ArchiveSourceError(entry.name, exc)
-        size = status.st_size
-        if stat.S_ISREG(status.st_mode) and size != entry.size:
-            cause = ArchiveSourceError(entry.name, ValueError(f"{size} bytes on disk, {entry.size} expected"))
-            log.error("archive not built: %s", cause)
-            raise _unavailable(entry.name) from cause
+def _check_sources(
+    entries: Sequence[ArchiveEntry],
+    local_paths: Callable[[Sequence[str]], Sequence[str | None]],
+    seconds: float | None = None,
+) -> Callable[[], int | None] | None:
+    """Every photo on this machine's disk is there with its planned size: one stat each, before any byte, for
+    up to `seconds` (None: all). Raises ArchiveUnavailable; returns the check of the photos left (the
+    index of the first bad one, or None), or None when none is left."""
+    paths = local_paths([entry.storage_key for entry in entries])
+    deadline = None if seconds is None else time.monotonic() + seconds
+    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
+        if deadline is not None and index % CHECK_STEP == 0 and time.monotonic() >= deadline:
+            return functools.partial(_first_bad, entries, paths, index)
+        problem = _source_problem(entry, path)
+        if problem is not None:
+            log.error("archive not built: %s", problem)
+            raise _unavailable(entry.name) from problem
+    return None
+
+
+def _first_bad(entries: Sequence[ArchiveEntry], paths: Sequence[str | None], start: int) -> int | None:
+    """The index of the first photo from `start` missing or of another size on disk (logged), or None."""
+    for index in range(start, len(entries)):
+        problem = _source_problem(entries[index], paths[index])
+        if problem is not None:
+            log.error("archive not built: %s", problem)
+            return index
+    return None
+
+
+def _source_problem(entry: ArchiveEntry, path: str | None) -> ArchiveSourceError | None:
+    """Why the photo at `path` (None: not a local file, not checked) cannot go in the archive, if it cannot."""
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        return ArchiveSourceError(entry.name, exc)
+    if stat.S_ISREG(status.st_mode) and status.st_size != entry.size:
+        return ArchiveSourceError(entry.name, ValueError(f"{status.st_size} bytes on disk, {entry.size} expected"))
+    return None
+
+
+def _remember_failure(archive: Path) -> None:
+    """This process saw the build of `archive` fail: check all its photos first for a while (see
+    open_streaming)."""
+    now = time.monotonic()
+    for name, when in list(_failed_lately.items()):
+        if now - when > FAILED_MEMORY:
+            _failed_lately.pop(name, None)
+    _failed_lately[archive.name] = now
+
+
+def _failed_lately_here(archive: Path) -> bool:
+    when = _failed_lately.get(archive.name)
+    return when is not None and time.monotonic() - when <= FAILED_MEMORY
 
 
 def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
@@ -395,7 +457,10 @@ def _leave(fd: int, lock_path: Path, path: Path, linger: float = 0.0) -> None:
         if not is_current(fd, lock_path):
             return
         files = _version_files(path, lock_path)
-        if linger > 0 and not archive_stream.build_failed(files.record):
+        failed = archive_stream.build_failed(files.record)
+        if failed:
+            _remember_failure(path)
+        if linger > 0 and not failed:
             timer = threading.Timer(linger, _expire, (lock_path, path, linger))
             timer.daemon = True  # an exiting process leaves the files to remove_stale (startup, sweeper)
             timer.start()
