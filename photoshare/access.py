@@ -16,7 +16,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import generate_password_hash
 
@@ -24,7 +24,7 @@ from .attempts import Bucket, counted_check
 from .errors import AppError, NotFound
 from .extensions import db
 from .i18n import supported, use_share_language
-from .models import Album, ShareLink
+from .models import Album, Photo, ShareLink
 from .sizes import LARGE, ORIGINAL, SIZES, Variant
 
 ACCESS_COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -134,11 +134,32 @@ _SHARE_BY_TOKEN = (
 )
 
 
+# A request for one photo (thumbnail, view, download) reads it with its share: one database round trip, not
+# two. The photo only when it is in the link's album (else None, whatever its id).
+_SHARE_AND_PHOTO = (
+    select(ShareLink, Photo)
+    .outerjoin(Photo, and_(Photo.album_id == ShareLink.album_id, Photo.id == bindparam("photo_id")))
+    .where(ShareLink.token == bindparam("token"))
+)
+
+
 def find_share(token: str) -> ShareLink:
     """The active share link for `token`; 404 when unknown, 410 when expired or revoked."""
     if not _TOKEN_SHAPE.fullmatch(token):  # never sent to the database: PostgreSQL refuses NUL in text (a 500)
         raise ShareNotFound()
-    link = db.session.execute(_SHARE_BY_TOKEN, {"token": token}).scalar_one_or_none()
+    return _active(db.session.execute(_SHARE_BY_TOKEN, {"token": token}).scalar_one_or_none(), token)
+
+
+def find_share_photo(token: str, photo_id: int) -> tuple[ShareLink, Photo | None]:
+    """`find_share`, and the photo `photo_id` when it is in the link's album (None otherwise), in one query."""
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise ShareNotFound()
+    row = db.session.execute(_SHARE_AND_PHOTO, {"token": token, "photo_id": photo_id}).one_or_none()
+    return _active(None if row is None else row[0], token), None if row is None else row[1]
+
+
+def _active(link: ShareLink | None, token: str) -> ShareLink:
+    """`link` (the row found for `token`) when it may be opened now; else ShareNotFound or ShareGone."""
     if link is None or not hmac.compare_digest(link.token, token):
         raise ShareNotFound()
     use_share_language(link.language)  # before the rules below: a revoked or expired link's page speaks it too
@@ -156,7 +177,13 @@ def open_share(
 
     A password is counted against PASSWORD_RATE_LIMIT per `client` (address) and link before it is checked
     (TooManyAttempts, 429, once over); a right one is given back, so only wrong guesses use the limit up."""
-    link = find_share(token)
+    return admit(find_share(token), password=password, cookies=cookies, secret_key=secret_key, client=client)
+
+
+def admit(
+    link: ShareLink, *, password: str | None, cookies: Mapping[str, str], secret_key: str, client: str
+) -> ShareLink:
+    """`link` when its password (if any) lets this visitor in: see `open_share`."""
     if link.password_hash is None or cookie_grants_access(link, cookies.get(access_cookie_name(link)), secret_key):
         return link
     if not password:

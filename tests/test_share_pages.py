@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy import event
 
 from photoshare import activity, albums, create_app
 from photoshare.extensions import db
@@ -206,6 +208,30 @@ def test_thumbnail_or_view_of_another_albums_photo_is_404(app, client, make_albu
     assert client.get(f"/s/{token}/thumb/{foreign}").status_code == 404
     assert client.get(f"/s/{token}/view/{foreign}").status_code == 404
     assert client.get(f"/s/{token}/thumb/999999").status_code == 404
+
+
+def test_a_photo_request_reads_its_share_and_photo_in_one_query(app, client, make_album, make_share):
+    """Thumbnails are most of a gallery's requests: each database round trip counts under load (bench/)."""
+    album_id = make_album(count=2)
+    token, photo = make_share(album_id), photos_of(app, album_id)[1]
+    request_thread, selects = threading.current_thread(), []  # the test client runs the view in this thread
+
+    def watch(_conn, _cursor, statement: str, *_args) -> None:
+        if threading.current_thread() is request_thread and statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    for path in (f"/s/{token}/thumb/{photo.id}", f"/s/{token}/view/{photo.id}", f"/api/share/{token}/download/{photo.id}"):
+        assert client.get(path, buffered=True).status_code == 200  # renditions made, caches warm
+        event.listen(engine, "before_cursor_execute", watch)
+        try:
+            response = client.get(path, buffered=True)
+        finally:
+            event.remove(engine, "before_cursor_execute", watch)
+        assert response.status_code == 200
+        assert len(selects) == 1 and "share_links" in selects[0] and "photos" in selects[0], (path, selects)
+        selects.clear()
 
 
 def test_missing_thumbnail_is_made_again_from_the_original(app, client, make_album, make_share):

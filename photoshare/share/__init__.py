@@ -9,9 +9,10 @@ from flask import Blueprint, Flask, current_app, request, session
 from flask_limiter.util import get_remote_address
 
 from .. import activity
-from ..access import open_share
+from ..access import admit, find_share_photo, open_share
 from ..delivery import Delivery
-from ..models import ShareLink, utcnow
+from ..models import Photo, ShareLink, utcnow
+from .gallery import share_photo
 
 pages_bp = Blueprint("share", __name__)
 api_bp = Blueprint("share_api", __name__, url_prefix="/api/share")
@@ -29,6 +30,15 @@ def visitor_share(token: str) -> ShareLink:
         token, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"],
         client=get_remote_address(),
     )
+
+
+def visitor_photo(token: str, photo_id: int) -> tuple[ShareLink, Photo]:
+    """`visitor_share` and its album's photo `photo_id`, read together (a thumbnail is one query); another
+    album's photo is a 404 like an unknown id (gallery.share_photo)."""
+    link, photo = find_share_photo(token, photo_id)
+    admit(link, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"],
+          client=get_remote_address())
+    return link, photo if photo is not None else share_photo(link, photo_id)  # raises its 404
 
 
 # Session keys: the visitor's random id (activity), the pages of links already counted as a visit, and the

@@ -24,7 +24,7 @@ from ..errors import AppError
 from ..extensions import limiter
 from ..models import Photo, ShareLink
 from ..sizes import LARGE, ORIGINAL
-from . import api_bp, archives, gallery, visitor_share
+from . import api_bp, archives, visitor_photo, visitor_share
 from .download_gate import deliver
 
 # Per client address across all links: each request may build an archive. The default (config) leaves room
@@ -52,15 +52,13 @@ def album(token: str) -> Response:
 def download_photo(token: str, photo_id: int) -> Response:
     """The original file under its original name, resumable (Range, If-Range), ETag from its sha256.
     With s3/r2, after the same checks, a 302 to a presigned (or CDN) URL: the store sends the bytes."""
-    link = visitor_share(token)
+    link, photo = visitor_photo(token, photo_id)  # another album's photo is a 404 like an unknown id
     require_downloads(link)
     variant = download_variant(link, request.args.get("size"))
     try:
         return deliver(link, "photo", lambda on_close: delivery.send_photo(
-            gallery.share_photo(link, photo_id),  # another album's photo is a 404 like an unknown id
-            environ=request.environ, on_close=on_close, variant=variant), photo_id=photo_id, size=variant.size)
+            photo, environ=request.environ, on_close=on_close, variant=variant), photo_id=photo_id, size=variant.size)
     except FileNotFoundError:
-        photo = gallery.share_photo(link, photo_id)
         key = albums.photo_key(photo)
         current_app.logger.error("photo %s of album %s is missing from storage (%s)", photo.id, photo.album_id, key)
         raise PhotoUnavailable() from None

@@ -25,7 +25,7 @@ from ..i18n import time_left
 from ..jobs import needs_preparation
 from ..models import ShareLink, utcnow
 from ..sizes import LARGE, ORIGINAL
-from . import archives, download_gate, gallery, pages_bp, record_visit, visitor_share
+from . import archives, download_gate, gallery, pages_bp, record_visit, visitor_photo, visitor_share
 from .tiles import tiles_html
 
 PART_ENTRY_MAX = 2 * 46 + 2 * 255 * 4  # more than a ZIP's fixed bytes per entry, whatever its name
@@ -83,8 +83,7 @@ def photos_fragment(token: str) -> Response:
 @pages_bp.get("/s/<token>/thumb/<int:photo_id>")
 def thumbnail(token: str, photo_id: int) -> Response:
     """A grid thumbnail, made again from the original if it went missing."""
-    link = visitor_share(token)
-    photo = gallery.share_photo(link, photo_id)
+    link, photo = visitor_photo(token, photo_id)
     etag = f"{photo.sha256}-t{current_app.config['THUMBNAIL_SIZE']}"
     return _send_rendition(link, etag, lambda: albums.ensure_thumbnail(photo))
 
@@ -92,8 +91,7 @@ def thumbnail(token: str, photo_id: int) -> Response:
 @pages_bp.get("/s/<token>/view/<int:photo_id>")
 def view(token: str, photo_id: int) -> Response:
     """The large view (VIEW_SIZE on its long side) the viewer shows; made on first use, then kept."""
-    link = visitor_share(token)
-    photo = gallery.share_photo(link, photo_id)
+    link, photo = visitor_photo(token, photo_id)
     etag = f"{photo.sha256}-v{current_app.config['VIEW_SIZE']}"
     return _send_rendition(link, etag, lambda: albums.ensure_view(photo))
 
