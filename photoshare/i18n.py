@@ -18,6 +18,7 @@ from babel.support import NullTranslations, Translations
 from flask import Flask, g, has_request_context, request
 from flask_babel import (
     Babel,
+    Domain,
     format_date,
     format_decimal,
     format_time,
@@ -150,27 +151,26 @@ def download_name_for_part(title: str, part: int, parts: int) -> str:
     return _("%(title)s (part %(part)d of %(parts)d)", title=title, part=part, parts=parts)
 
 
-def request_translations() -> Translations | NullTranslations:
-    """The catalogue of the request's language, looked up once per language and request. Flask-Babel looks it
-    up for every message (three context lookups and the locale's name each time): a gallery page's 34 messages
-    cost it 2 ms. Keyed by the locale object, so `refresh()` and `force_locale` (a new object) still switch."""
-    locale = get_locale()
-    kept = g.get("_translations_of")
-    if kept is None or kept[0] is not locale:
-        kept = g._translations_of = (locale, get_translations())
-    return kept[1]
+class RequestDomain(Domain):
+    """Flask-Babel's message domain, with the request's catalogue looked up once per language and request.
+    Flask-Babel looks it up for every message, Jinja's and Python's (three context lookups and the locale's
+    name each time): a gallery page's 34 messages cost it 2 ms. Keyed by the locale object, so `refresh()` and
+    `force_locale` (a new object) still switch."""
+
+    def get_translations(self) -> Translations | NullTranslations:
+        locale = get_locale()
+        if locale is None:  # outside a request: Flask-Babel's null catalogue
+            return super().get_translations()
+        kept = g.get("_translations_of")
+        if kept is None or kept[0] is not locale:
+            kept = g._translations_of = (locale, super().get_translations())
+        return kept[1]
 
 
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")  # relative to the package
     babel.init_app(app, locale_selector=select_locale)
-    app.jinja_env.install_gettext_callables(  # Flask-Babel's, with the catalogue looked up once per request
-        gettext=lambda s: request_translations().ugettext(s),
-        ngettext=lambda s, p, n: request_translations().ungettext(s, p, n),
-        newstyle=True,
-        pgettext=lambda c, s: request_translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: request_translations().unpgettext(c, s, p, n),
-    )
+    babel.domain_instance = RequestDomain()  # Flask-Babel's default domain ("messages"), as the default
     filters = {"filesize": filesize, "number": number, "datetime_utc": datetime_utc, "date_utc": date_utc}
     # The old names, for templates written before the locale-aware filters: the same functions.
     filters |= {"human_size": filesize, "thousands": number}
