@@ -433,6 +433,21 @@ class GrowingArchive(io.RawIOBase):
         prepare(self._build, self._build.files.record, build_fd)
 
 
+def failure(build: Build) -> BuildFailed | None:
+    """The failure the record tells of, or None: a build that failed, its builder maybe still winding down (its
+    checker found a bad photo while the copying waits on a slow one)."""
+    record = open_record(build.files.record, len(build.entries))
+    if record is None:
+        return None
+    try:
+        if record.state() != FAILED:
+            return None
+        index = record.failed_entry()
+        return BuildFailed(build.entries[index].name if index is not None else None)
+    finally:
+        os.close(record.fd)
+
+
 def open_growing(build: Build) -> GrowingArchive | None:
     """A reader of the archive once its central directory is written; None before (or when it vanished)."""
     record = open_record(build.files.record, len(build.entries))

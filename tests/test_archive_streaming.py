@@ -306,16 +306,25 @@ def test_a_photo_missing_beyond_the_first_check_cuts_the_download_at_once_and_a_
     missing = SlowPhoto(site.app, album_id, index=5)
     missing.path.unlink()  # the last photo is gone from the disk
     try:
-        first = Stream(site, path)
-        assert first.status == 200 and first.length == len(expected)  # nothing checked before the first byte
-        # The builder's checker finds the missing photo while the copying still waits at photo 1: the
-        # download ends there, with the right bytes so far, not after the visitor waited for the rest.
-        first.read_until(first.length, timeout=HEAD_TIMEOUT)
-        first.sock.settimeout(5)
-        assert first.sock.recv(1) == b""  # closed by the server (a timeout here: still waiting for photo 1)
-        assert len(first.body) <= layout.header_offset(2) and first.body == expected[:len(first.body)]
+        first = Stream(site, path, {"Accept": "application/json"})
+        if first.status == 200:  # started before the builder's checker got to the last photo
+            assert first.length == len(expected)  # nothing checked before the first byte
+            # The checker finds the missing photo while the copying still waits at photo 1: the download ends
+            # there, with the right bytes so far, not after the visitor waited for the rest.
+            first.read_until(first.length, timeout=HEAD_TIMEOUT)
+            first.sock.settimeout(5)
+            assert first.sock.recv(1) == b""  # closed by the server (a timeout here: still waiting for photo 1)
+            assert len(first.body) <= layout.header_offset(2) and first.body == expected[:len(first.body)]
+        else:  # the checker was quicker: the clear error at once, though the builder still waits at photo 1
+            assert first.status == 500
+            assert b"IMG_0005.jpg" in first.read_until(first.length) and b"archive_failed" in first.body
         first.close()
         assert "not built" in site.server.log.read_text() and "IMG_0005.jpg" in site.server.log.read_text()
+        # The builder still waits at photo 1, its build failed: a request now gets the error, it does not wait.
+        during = Stream(site, path, {"Accept": "application/json"})
+        assert during.status == 500
+        assert b"IMG_0005.jpg" in during.read_until(during.length) and b"archive_failed" in during.body
+        during.close()
     finally:
         release(slow)
     assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))

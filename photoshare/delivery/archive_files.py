@@ -277,6 +277,7 @@ def open_streaming(
                                      hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete)
         file = _join_or_build(build, local_paths, check_seconds)
     except archive_stream.BuildFailed as exc:
+        _remember_failure(path)
         _leave(fd, lock_path, path)
         raise _unavailable(exc.entry_name) from exc
     except BaseException:
@@ -308,7 +309,8 @@ def _join_or_build(
     check_seconds: float | None = None,
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
-    space, write the central directory, start copying. Waits only while another worker prepares (milliseconds)."""
+    space, write the central directory, start copying. Waits only while another worker prepares (milliseconds);
+    raises BuildFailed when the build already failed while its builder still runs."""
     delay = archive_stream.POLL_FIRST
     while True:
         growing = archive_stream.open_growing(build)
@@ -321,6 +323,9 @@ def _join_or_build(
         if build_fd is not None:
             _start(build, build_fd, local_paths, check_seconds)
             continue
+        failed = archive_stream.failure(build)
+        if failed is not None:  # the builder still runs, but its build failed: the clear error, not a wait
+            raise failed
         time.sleep(delay)
         delay = min(delay * 2, archive_stream.POLL_MAX)
 
