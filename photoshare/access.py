@@ -11,12 +11,13 @@ import re
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Row, Select, and_, bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import generate_password_hash
 
@@ -145,17 +146,21 @@ _SHARE_AND_PHOTO = (
 
 def find_share(token: str) -> ShareLink:
     """The active share link for `token`; 404 when unknown, 410 when expired or revoked."""
-    if not _TOKEN_SHAPE.fullmatch(token):  # never sent to the database: PostgreSQL refuses NUL in text (a 500)
-        raise ShareNotFound()
-    return _active(db.session.execute(_SHARE_BY_TOKEN, {"token": token}).scalar_one_or_none(), token)
+    row = _share_row(_SHARE_BY_TOKEN, token)
+    return _active(None if row is None else row[0], token)
 
 
 def find_share_photo(token: str, photo_id: int) -> tuple[ShareLink, Photo | None]:
     """`find_share`, and the photo `photo_id` when it is in the link's album (None otherwise), in one query."""
-    if not _TOKEN_SHAPE.fullmatch(token):
-        raise ShareNotFound()
-    row = db.session.execute(_SHARE_AND_PHOTO, {"token": token, "photo_id": photo_id}).one_or_none()
+    row = _share_row(_SHARE_AND_PHOTO, token, photo_id=photo_id)
     return _active(None if row is None else row[0], token), None if row is None else row[1]
+
+
+def _share_row(statement: Select[Any], token: str, **params: object) -> Row[Any] | None:
+    """The row `statement` finds for `token`, None when there is none."""
+    if not _TOKEN_SHAPE.fullmatch(token):  # never sent to the database: PostgreSQL refuses NUL in text (a 500)
+        raise ShareNotFound()
+    return db.session.execute(statement, {"token": token, **params}).one_or_none()
 
 
 def _active(link: ShareLink | None, token: str) -> ShareLink:

@@ -230,7 +230,6 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
             checker.join()  # long done (stats against gigabytes of copying); its verdict comes first
             if record.state() == FAILED:
                 return
-            checker = None
         record.set_state(COMPLETE)
         complete = True
         log.info("built archive %s: %d photos, %d bytes in %.2fs", build.files.archive.name, len(build.entries),

@@ -364,23 +364,30 @@ def _check_sources(
     index of the first bad one, or None), or None when none is left."""
     paths = local_paths([entry.storage_key for entry in entries])
     deadline = None if seconds is None else time.monotonic() + seconds
-    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
-        if deadline is not None and index % CHECK_STEP == 0 and time.monotonic() >= deadline:
-            return functools.partial(_first_bad, entries, paths, index)
-        problem = _source_problem(entry, path)
-        if problem is not None:
-            log.error("archive not built: %s", problem)
-            raise _unavailable(entry.name) from problem
+    for start in range(0, len(entries), CHECK_STEP):
+        if deadline is not None and time.monotonic() >= deadline:
+            return functools.partial(_first_bad, entries, paths, start)
+        bad = _first_problem(entries, paths, start, start + CHECK_STEP)
+        if bad is not None:
+            raise _unavailable(entries[bad[0]].name) from bad[1]
     return None
 
 
 def _first_bad(entries: Sequence[ArchiveEntry], paths: Sequence[str | None], start: int) -> int | None:
     """The index of the first photo from `start` missing or of another size on disk (logged), or None."""
-    for index in range(start, len(entries)):
+    bad = _first_problem(entries, paths, start, len(entries))
+    return None if bad is None else bad[0]
+
+
+def _first_problem(
+    entries: Sequence[ArchiveEntry], paths: Sequence[str | None], start: int, stop: int
+) -> tuple[int, ArchiveSourceError] | None:
+    """The first photo in `start:stop` missing or of another size on disk: its index and why (logged)."""
+    for index in range(start, min(stop, len(entries))):
         problem = _source_problem(entries[index], paths[index])
         if problem is not None:
             log.error("archive not built: %s", problem)
-            return index
+            return index, problem
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, request, session
 from flask_limiter.util import get_remote_address
@@ -26,19 +27,21 @@ def supplied_password() -> str | None:
 def visitor_share(token: str) -> ShareLink:
     """The share link this request may open (rules in `access`, which also counts password guesses per client
     address and link: any route that reads a password is a place to guess one)."""
-    return open_share(
-        token, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"],
-        client=get_remote_address(),
-    )
+    return open_share(token, **_visitor_credentials())
 
 
 def visitor_photo(token: str, photo_id: int) -> tuple[ShareLink, Photo]:
     """`visitor_share` and its album's photo `photo_id`, read together (a thumbnail is one query); another
     album's photo is a 404 like an unknown id (gallery.share_photo)."""
     link, photo = find_share_photo(token, photo_id)
-    admit(link, password=supplied_password(), cookies=request.cookies, secret_key=current_app.config["SECRET_KEY"],
-          client=get_remote_address())
+    admit(link, **_visitor_credentials())
     return link, photo if photo is not None else share_photo(link, photo_id)  # raises its 404
+
+
+def _visitor_credentials() -> dict[str, Any]:
+    """What this request brings to `access.admit`: a password, the access cookie, the client's address."""
+    return {"password": supplied_password(), "cookies": request.cookies,
+            "secret_key": current_app.config["SECRET_KEY"], "client": get_remote_address()}
 
 
 # Session keys: the visitor's random id (activity), the pages of links already counted as a visit, and the
