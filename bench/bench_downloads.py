@@ -10,6 +10,9 @@ On a generated album it measures:
   never-built version, whole and as a range from 90 % (the archive streams while it is built); every timed
   download is of a never-built version (an archive left lingering, ARCHIVE_LINGER_SECONDS, is removed first as
   the sweeper would), and one more of the lingering archive shows what a reconnection costs;
+- side by side, interleaved round by round: a never-built download, the same archive built, nginx sending a
+  copy of it and `cat` of the photos to a file, with the machine's busy CPU time for each (the client runs
+  on the same cores);
 - `aria2c -x 8 -s 8` of a never-built version: how many builds the server logged, and whether the file equals
   the server's own archive (compared with cmp while it lingers);
 - the peak resident memory of the gunicorn worker while it builds and streams the archive (sampled, and the
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -417,6 +421,64 @@ def cold_caches(instance: Path, port: int, path: str, files: list[Path], archive
           f"{median([t.total for t in full]) / median(cats):6.2f}")
 
 
+def busy_core_seconds() -> float:
+    """CPU time the whole machine spent busy (every process and the kernel's threads), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def with_cpu(measure: Callable[[], Timing | float]) -> tuple[float, float]:
+    """(seconds, busy core-seconds of the machine meanwhile) of one run of `measure` (after settle())."""
+    settle()
+    before = busy_core_seconds()
+    result = measure()
+    cpu = busy_core_seconds() - before
+    return (result.total if isinstance(result, Timing) else result), cpu
+
+
+def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds: int, deadline: float,
+                 workdir: Path, nginx_port: int | None, nginx_root: Path) -> None:
+    """Each round, one after the other on the same warm files: a never-built download, the same archive again
+    while it lingers (built), nginx sending a copy of it (what any server costs over loopback), and `cat` of
+    the photos to a file (coreutils copies with copy_file_range: the builder's own work). Interleaved, so that
+    the machine's drift (`cat` to a file takes 1 to 9 s of kernel time on the same files) hits all alike; the
+    ratios are medians of each round's."""
+    copy = nginx_root / "archive-copy.zip"
+    out = workdir / "side.out"
+    rows: list[dict[str, tuple[float, float]]] = []
+    for _ in range(rounds):
+        row: dict[str, tuple[float, float]] = {}
+        wait_empty(instance / "tmp")
+        row["never"] = with_cpu(lambda: raw_download(port, path))
+        row["built"] = with_cpu(lambda: raw_download(port, path))
+        if nginx_port is not None:
+            if not copy.exists():
+                shutil.copyfile(next((instance / "tmp").glob("album-*.zip")), copy)
+            row["nginx"] = with_cpu(lambda: raw_download(nginx_port, f"/{copy.name}"))
+        # The archive goes first, so that `cat` writes into the memory it freed, as the next round's build
+        # writes into what `cat` freed: on this virtual machine, memory freed a while ago goes back to the
+        # host, and touching it again costs `cat` (or a build) several seconds of kernel time.
+        wait_empty(instance / "tmp")
+        with out.open("wb") as sink:
+            row["cat"] = with_cpu(lambda: timed(["cat", *map(str, files)], deadline, stdout=sink))
+        out.unlink()
+        rows.append(row)
+    copy.unlink(missing_ok=True)
+    labels = {"never": "never-built download-all", "built": "the lingering archive (built)",
+              "nginx": "nginx sending the same archive", "cat": "cat > file"}
+    print(f"  side by side, interleaved in each of {rounds} rounds (raw socket client; machine CPU includes it):")
+    for key, label in labels.items():
+        if key in rows[0]:
+            seconds = [row[key][0] for row in rows]
+            print(f"    {label:32s} {median(seconds):6.2f} s (runs {min(seconds):.2f} to {max(seconds):.2f}), "
+                  f"machine busy {median([row[key][1] for row in rows]):5.2f} core-s")
+    for top, bottom in (("never", "cat"), ("built", "cat"), ("nginx", "cat"), ("never", "nginx")):
+        if top in rows[0] and bottom in rows[0]:
+            ratios = [row[top][0] / row[bottom][0] for row in rows]
+            print(f"    ratio {labels[top]} / {labels[bottom]}: {median(ratios):.2f} "
+                  f"(rounds {min(ratios):.2f} to {max(ratios):.2f})")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -557,6 +619,10 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> int:
     nginx = start_nginx(originals.parent, workdir, nginx_port)
     if nginx is not None:
         cleanup.callback(stop, nginx)
+    subprocess.run(["cat", *map(str, files)], stdout=subprocess.DEVNULL, check=True, timeout=deadline)  # warm again
+    side_by_side(port, path, instance, files, args.rounds, deadline, workdir,
+                 nginx_port if nginx is not None else None, originals.parent)
+    if nginx is not None:
         photo = next(path for path in files if path.stat().st_size == max(p.stat().st_size for p in files))
         size = photo.stat().st_size
         ours = f"/api/share/{token}/download/{photo_id}"

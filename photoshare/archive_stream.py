@@ -97,6 +97,13 @@ class Record:
         (index,) = struct.unpack("<Q", os.pread(self.fd, 8, 1).ljust(8, b"\0"))
         return index - 1 if index else None
 
+    def failure(self, entries: Sequence[ArchiveEntry]) -> BuildFailed | None:
+        """The failure this record tells of (naming the photo of `entries` that could not be read), or None."""
+        if self.state() != FAILED:
+            return None
+        index = self.failed_entry()
+        return BuildFailed(entries[index].name if index is not None else None)
+
     def fail(self, index: int | None) -> None:
         os.pwrite(self.fd, struct.pack("<BQ", FAILED, 0 if index is None else index + 1), 0)
 
@@ -404,8 +411,7 @@ class GrowingArchive(io.RawIOBase):
                 self._complete = True
                 return self._build.layout.total
             if state == FAILED:
-                failed = self._record.failed_entry()
-                raise BuildFailed(self._build.entries[failed].name if failed is not None else None)
+                raise self._record.failure(self._build.entries) or BuildFailed(None)
             position = ready(state)
             if position is not None:
                 return position
@@ -439,10 +445,7 @@ def failure(build: Build) -> BuildFailed | None:
     if record is None:
         return None
     try:
-        if record.state() != FAILED:
-            return None
-        index = record.failed_entry()
-        return BuildFailed(build.entries[index].name if index is not None else None)
+        return record.failure(build.entries)
     finally:
         os.close(record.fd)
 
