@@ -243,8 +243,8 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
                  build.layout.total, time.monotonic() - started)
     except Exception as exc:  # noqa: BLE001 - a thread's failure must reach the waiting readers, logged here
         source_error = isinstance(exc, ArchiveSourceError)
+        log.error("archive %s not built: %s", build.files.archive.name, exc)  # before the readers learn of it
         record.fail(index if source_error else None)
-        log.error("archive %s not built: %s", build.files.archive.name, exc)
         return
     finally:
         if checker is not None:

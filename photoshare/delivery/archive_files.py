@@ -279,7 +279,7 @@ def open_streaming(
     except archive_stream.BuildFailed as exc:
         _remember_failure(path)
         _leave(fd, lock_path, path)
-        raise _unavailable(exc.entry_name) from exc
+        raise _unavailable(exc.entry_name) from ArchiveSourceError(exc.entry_name or "?", exc)  # as open_shared
     except BaseException:
         _leave(fd, lock_path, path)
         raise
