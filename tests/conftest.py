@@ -212,10 +212,19 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
         process.kill()
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, never one given before in this run: a stack picks nginx's HTTPS port,
+    then gunicorn's and nginx's HTTP port before any of them is bound, and the kernel may offer one twice."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 class LiveServer:
