@@ -299,6 +299,21 @@ def test_share_activity_cli_prints_totals_and_events_as_json(app, runner, make_a
     assert unknown.exit_code != 0 and "Error:" in unknown.output and "Traceback" not in unknown.output
 
 
+def test_share_activity_cli_takes_a_token_that_starts_with_a_dash(app, runner, make_album, make_share):
+    """URL-safe base64 starts with "-" once in 64 tokens: the owner pastes it as it is, before or after --json."""
+    token = make_share(make_album(count=1))
+    dashed = "-U" + token[2:]
+    with app.app_context():
+        db.session.execute(db.update(ShareLink).where(ShareLink.token == token).values(token=dashed))
+        db.session.commit()
+    for args in (["share-activity", dashed, "--json"], ["share-activity", "--json", dashed]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0, result.output
+        assert '"visits": 0' in result.output
+    plain = runner.invoke(args=["share-activity", dashed])
+    assert plain.exit_code == 0 and plain.output.startswith("visits: 0"), plain.output
+
+
 @pytest.mark.parametrize("address, network", [
     ("203.0.113.77", "203.0.113.0/24"), ("::ffff:198.51.100.9", "198.51.100.0/24"),
     ("2001:db8:1234:5678:9abc::42", "2001:db8:1234::/48"), ("fe80::1%eth0", "fe80::/48"),

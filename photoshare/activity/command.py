@@ -12,7 +12,8 @@ from ..models import ActivityEvent, ShareLink
 from .report import Scope, event_json, totals
 
 
-@click.command("share-activity")
+# A token may start with "-" (URL-safe base64, one in 64): it is the argument, not an unknown option.
+@click.command("share-activity", context_settings={"ignore_unknown_options": True})
 @click.argument("token")
 @click.option("--json", "as_json", is_flag=True, help='Print {"visits", "downloads", "bytes", "events": [...]}.')
 @with_appcontext
