@@ -234,7 +234,7 @@ def open_shared(
             growing.close()
     except archive_stream.BuildFailed as exc:
         shared.release()
-        raise _unavailable(exc.entry_name) from ArchiveSourceError(exc.entry_name or "?", exc)
+        raise _unavailable(exc.entry_name) from _unreadable(exc)
     except BaseException:
         shared.release()
         raise
@@ -279,7 +279,7 @@ def open_streaming(
     except archive_stream.BuildFailed as exc:
         _remember_failure(path)
         _leave(fd, lock_path, path)
-        raise _unavailable(exc.entry_name) from ArchiveSourceError(exc.entry_name or "?", exc)  # as open_shared
+        raise _unavailable(exc.entry_name) from _unreadable(exc)
     except BaseException:
         _leave(fd, lock_path, path)
         raise
@@ -417,6 +417,11 @@ def _remember_failure(archive: Path) -> None:
 def _failed_lately_here(archive: Path) -> bool:
     when = _failed_lately.get(archive.name)
     return when is not None and time.monotonic() - when <= FAILED_MEMORY
+
+
+def _unreadable(failed: archive_stream.BuildFailed) -> ArchiveSourceError:
+    """A failed build as the cause of the visitor's error, however the request met it: the photo not read."""
+    return ArchiveSourceError(failed.entry_name or "?", failed)
 
 
 def _unavailable(entry_name: str | None) -> ArchiveUnavailable:
