@@ -10,9 +10,9 @@ On a generated album it measures:
   never-built version, whole and as a range from 90 % (the archive streams while it is built); every timed
   download is of a never-built version (an archive left lingering, ARCHIVE_LINGER_SECONDS, is removed first as
   the sweeper would), and one more of the lingering archive shows what a reconnection costs;
-- side by side, interleaved round by round: a never-built download, the same archive built, nginx sending a
-  copy of it and `cat` of the photos to a file, with the machine's busy CPU time for each (the client runs
-  on the same cores);
+- side by side, interleaved round by round: a never-built download (curl, then a raw socket), how long its
+  build went on after it, the same archive built, nginx sending a copy of it and `cat` of the photos to a
+  file, with the machine's busy CPU time for each (the client runs on the same cores);
 - `aria2c -x 8 -s 8` of a never-built version: how many builds the server logged, and whether the file equals
   the server's own archive (compared with cmp while it lingers);
 - the peak resident memory of the gunicorn worker while it builds and streams the archive (sampled, and the
@@ -373,6 +373,18 @@ def wait_empty(folder: Path, seconds: float = 30) -> None:
         time.sleep(0.02)
 
 
+def built_count(log: Path) -> int:
+    """How many archive builds the server logged so far."""
+    return log.read_text(errors="replace").count("built archive")
+
+
+def wait_built(log: Path, count: int, timeout: float) -> None:
+    """Until the server logged `count` archive builds."""
+    deadline = time.monotonic() + timeout
+    while built_count(log) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def aria2c_download(url: str, out: Path, log: Path, timeout: float) -> tuple[float, int]:
     """`aria2c -x 8 -s 8` of a never-built version: (seconds, archive builds the server logged meanwhile)."""
     before = log.read_text(errors="replace").count("built archive")
@@ -438,18 +450,26 @@ def with_cpu(measure: Callable[[], Timing | float]) -> tuple[float, float]:
 
 def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds: int, deadline: float,
                  workdir: Path, nginx_port: int | None, nginx_root: Path) -> None:
-    """Each round, one after the other on the same warm files: a never-built download, the same archive again
+    """Each round, one after the other on the same warm files: a never-built download by curl, one by a raw
+    socket (and how long its build, at the lowest CPU priority, went on after it), the same archive again
     while it lingers (built), nginx sending a copy of it (what any server costs over loopback), and `cat` of
     the photos to a file (coreutils copies with copy_file_range: the builder's own work). Interleaved, so that
     the machine's drift (`cat` to a file takes 1 to 9 s of kernel time on the same files) hits all alike; the
     ratios are medians of each round's."""
     copy = nginx_root / "archive-copy.zip"
     out = workdir / "side.out"
+    log = workdir / "gunicorn.log"
     rows: list[dict[str, tuple[float, float]]] = []
     for _ in range(rounds):
         row: dict[str, tuple[float, float]] = {}
         wait_empty(instance / "tmp")
+        row["never curl"] = with_cpu(lambda: curl_download(f"http://127.0.0.1:{port}{path}", deadline))
+        wait_empty(instance / "tmp")
+        builds = built_count(log)
         row["never"] = with_cpu(lambda: raw_download(port, path))
+        waited = time.perf_counter()
+        wait_built(log, builds + 1, deadline)  # the builder, at the lowest priority, ends after the download
+        row["build after"] = (time.perf_counter() - waited, 0.0)
         row["built"] = with_cpu(lambda: raw_download(port, path))
         if nginx_port is not None:
             if not copy.exists():
@@ -464,7 +484,9 @@ def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds
         out.unlink()
         rows.append(row)
     copy.unlink(missing_ok=True)
-    labels = {"never": "never-built download-all", "built": "the lingering archive (built)",
+    labels = {"never curl": "never-built download-all, curl", "never": "never-built download-all",
+              "build after": "its build ended after it, by",
+              "built": "the lingering archive (built)",
               "nginx": "nginx sending the same archive", "cat": "cat > file"}
     print(f"  side by side, interleaved in each of {rounds} rounds (raw socket client; machine CPU includes it):")
     for key, label in labels.items():
@@ -472,7 +494,8 @@ def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds
             seconds = [row[key][0] for row in rows]
             print(f"    {label:32s} {median(seconds):6.2f} s (runs {min(seconds):.2f} to {max(seconds):.2f}), "
                   f"machine busy {median([row[key][1] for row in rows]):5.2f} core-s")
-    for top, bottom in (("never", "cat"), ("built", "cat"), ("nginx", "cat"), ("never", "nginx")):
+    for top, bottom in (("never", "cat"), ("never curl", "cat"), ("built", "cat"), ("nginx", "cat"),
+                        ("never", "nginx")):
         if top in rows[0] and bottom in rows[0]:
             ratios = [row[top][0] / row[bottom][0] for row in rows]
             print(f"    ratio {labels[top]} / {labels[bottom]}: {median(ratios):.2f} "

@@ -81,6 +81,9 @@ class Build:
     # copying; returns the index of the first bad one, or None. A bad one fails the build at once, not when
     # the copying reaches it, so the visitor's download is cut early and the next request gets a clear error.
     check_rest: Callable[[], int | None] | None = None
+    # Readers send photos not yet in place from their own files (delivery/archive_body.py), so no download
+    # waits for this build: it runs at the lowest CPU priority, on what the downloads leave of the machine.
+    background: bool = False
 
 
 class Record:
@@ -207,6 +210,8 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
     Runs to the end even when every response left (a download manager reconnects; nothing is built twice),
     then lets go of the files: removed unless a response still uses them."""
     started, index, complete = time.monotonic(), None, False
+    if build.background:
+        _lower_priority()
     checker = _start_checker(build, record)
     try:
         done = record.done()
@@ -255,6 +260,14 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
         os.close(record.fd)
         os.close(build_fd)  # releases the build lock
         release()
+
+
+def _lower_priority() -> None:
+    """Give this thread (Linux schedules threads alone) the lowest CPU priority, nice 19."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except OSError:  # not allowed here: the build runs at the process's priority
+        log.warning("archive builder: could not lower its CPU priority", exc_info=True)
 
 
 def _start_checker(build: Build, record: Record) -> threading.Thread | None:
@@ -314,6 +327,10 @@ class GrowingArchive(io.RawIOBase):
     def size(self) -> int:
         return self._build.layout.total
 
+    @property
+    def layout(self) -> Layout:
+        return self._build.layout
+
     def failed(self) -> bool:
         """Whether the build failed (a reader that got bytes before that never got wrong ones)."""
         return not self.closed and self._record.state() == FAILED
@@ -370,6 +387,19 @@ class GrowingArchive(io.RawIOBase):
         """Where the written bytes from `offset` end, waiting until there is at least one (raises BuildFailed)."""
         return self.size if offset >= self.size else self._ready_until(offset)
 
+    def written_until(self, offset: int) -> int:
+        """Where the written bytes from `offset` end, without waiting: `offset` itself when none is written yet
+        (raises BuildFailed)."""
+        if offset >= self.size or self.complete_now():
+            return self.size
+        layout, state = self._build.layout, self._record.state()
+        if state == FAILED:
+            raise self._record.failure(self._build.entries) or BuildFailed(None)
+        index = layout.piece_at(offset)
+        if index is None:
+            return layout.total  # the central directory, written before any reader came
+        return self._run_end(index) if self._record.is_done(index) else offset
+
     def _ready_until(self, offset: int) -> int:
         """Where the written bytes from `offset` end, waiting until there is at least one."""
         layout = self._build.layout
@@ -420,13 +450,13 @@ class GrowingArchive(io.RawIOBase):
             delay = min(delay * 2, POLL_MAX)
             if waited >= BUILDER_CHECK:
                 waited = 0.0
-                self._take_over_if_orphaned()
+                self.take_over_if_orphaned()
                 if time.monotonic() > deadline and self._record.state() != COMPLETE:
                     log.error("archive %s: no progress in %.0f s, response ended", self._build.files.archive.name,
                               STALL_LIMIT)
                     raise BuildFailed(None)
 
-    def _take_over_if_orphaned(self) -> None:
+    def take_over_if_orphaned(self) -> None:
         """Build the rest here when the builder died (its lock is free, the archive neither done nor failed)."""
         build_fd = try_build_lock(self._build.files.build_lock)
         if build_fd is None:

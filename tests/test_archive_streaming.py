@@ -169,13 +169,45 @@ def test_response_starts_at_once_waits_at_the_write_position_and_ranges_elsewher
     assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
 
 
-def test_a_range_in_another_worker_is_filled_by_the_builder_in_the_first(site, album):
-    """Two processes, one build: the builder's worker is frozen, so the range goes to the other worker, which
-    waits; once thawed, the builder fills that range's photo first and the other worker sends it."""
+def test_photos_not_yet_in_place_go_out_from_their_own_files_and_a_killed_builder_is_replaced(site, album):
+    """The builder is stuck at photo 0 (a FIFO) at the lowest CPU priority, then killed: a range over every
+    other photo still comes at once and whole, from the photos' own files, and that response takes over the
+    orphaned build; the archive is built once, right, and goes."""
     album_id, token = album
     version, layout = site.version(album_id), layout_of(site, album_id)
     expected = expected_archive(site.app, album_id)
-    blocked = SlowPhoto(site.app, album_id, index=3)
+    stuck = SlowPhoto(site.app, album_id, index=0)
+    builds_before = site.builds(album_id)
+    path = f"/api/share/{token}/download-all"
+    try:
+        whole = Stream(site, path)  # starts the build, which waits for photo 0
+        builder = builder_of(site, version)
+        assert _eventually(lambda: 19 in _nice_values(builder)), "the builder thread keeps its CPU priority"
+        assert 0 in _nice_values(builder)  # the worker's own threads keep theirs
+        assert whole.nothing_more_for(0.3) and whole.body == b""  # photo 0 is only the builder's to read
+        os.kill(builder, signal.SIGKILL)
+        start = layout.header_offset(1)
+        rest = Stream(site, path, {"Range": f"bytes={start}-"})  # the other worker, the builder dead
+        assert rest.status == 206 and rest.read_until(rest.length, timeout=10) == expected[start:]
+        assert "its builder is gone, building the rest here" in site.server.log.read_text()
+        assert whole.closed_early()  # the killed worker's response
+        stuck.finish()
+        assert _eventually(lambda: site.builds(album_id) - builds_before == 1)  # the new builder got photo 0
+    finally:
+        release(stuck)
+    rest.close()
+    whole.close()
+    assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
+
+
+def test_a_range_in_another_worker_is_filled_by_the_builder_in_the_first(site, album):
+    """Two processes, one build: the builder's worker is frozen, so the range goes to the other worker, which
+    waits (its photo is no plain file it could send itself); once thawed, the builder fills that range's photo
+    first and the other worker sends it."""
+    album_id, token = album
+    version, layout = site.version(album_id), layout_of(site, album_id)
+    expected = expected_archive(site.app, album_id)
+    blocked, wanted = SlowPhoto(site.app, album_id, index=3), SlowPhoto(site.app, album_id, index=9)
     builds_before = site.builds(album_id)
     path = f"/api/share/{token}/download-all"
     builder = None
@@ -189,12 +221,13 @@ def test_a_range_in_another_worker_is_filled_by_the_builder_in_the_first(site, a
         os.kill(builder, signal.SIGCONT)
         builder = None
         blocked.finish()
+        wanted.finish()
         assert other.read_until(other.length) == expected[start:end + 1]
         assert whole.read_until(whole.length) == expected
     finally:
         if builder is not None:
             os.kill(builder, signal.SIGCONT)
-        release(blocked)
+        release(blocked, wanted)
     other.close()
     whole.close()
     assert _eventually(lambda: site.builds(album_id) - builds_before == 1)  # logged as the builder ends
@@ -205,17 +238,20 @@ def test_a_second_worker_shares_the_build_and_finishes_it_when_the_builder_is_ki
     album_id, token = album
     version, layout = site.version(album_id), layout_of(site, album_id)
     expected = expected_archive(site.app, album_id)
-    blocked = SlowPhoto(site.app, album_id, index=4)
+    blocked = SlowPhoto(site.app, album_id, index=11)  # the last photo: the builder stops there
     path = f"/api/share/{token}/download-all"
     builder = None
     try:
         whole = Stream(site, path)
         builder = builder_of(site, version)
         os.kill(builder, signal.SIGSTOP)  # frozen mid-build: the next request goes to the other worker
-        start = layout.total * 9 // 10
+        start = min(layout.total * 9 // 10, layout.header_offset(11))
         resumed = Stream(site, path, {"Range": f"bytes={start}-"})  # a resume at 90 %, in another process
         assert resumed.status == 206 and resumed.length == layout.total - start
-        assert resumed.nothing_more_for(0.5)  # its bytes are not written yet, and it never sends others
+        # Photo 10's bytes come at once, from the archive or its own file; the last photo is no plain file yet:
+        # its bytes wait for a builder, and nothing else is sent in their place.
+        assert resumed.read_until(layout.header_offset(11) - start) == expected[start:layout.header_offset(11)]
+        assert resumed.nothing_more_for(0.5)
         os.kill(builder, signal.SIGKILL)
         blocked.restore()  # the photo is readable again: whoever takes over can finish
         assert resumed.read_until(resumed.length) == expected[start:]
@@ -262,7 +298,7 @@ def test_a_build_that_fails_midway_cuts_every_waiting_response_and_leaves_no_fil
     path = f"/api/share/{token}/download-all"
     try:
         whole = Stream(site, path)
-        start, end = photo_range(layout, 10)
+        start, end = layout.header_offset(6), photo_range(layout, 10)[1]  # from before the broken photo on
         later = Stream(site, path, {"Range": f"bytes={start - 10}-{end}"})
         assert whole.status == 200 and later.status == 206
         assert len(whole.read_until(layout.header_offset(6))) == layout.header_offset(6)
@@ -359,6 +395,17 @@ def test_aria2c_split_download_of_a_never_built_version_builds_once_and_every_en
     with zipfile.ZipFile(tmp_path / "split.zip") as archive:
         assert {name: hashlib.sha256(archive.read(name)).hexdigest() for name in archive.namelist()} == photos
     assert site.wait_temp_empty() == []
+
+
+def _nice_values(pid: int) -> set[int]:
+    """The nice value of each thread of process `pid` (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            values.add(int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return values
 
 
 def _alive(pid: int) -> bool:

@@ -8,8 +8,9 @@ with flock(2), which locks per open file:
   body closes, so nobody removes an archive that someone is building, waiting for or sending;
 - `album-<version>.build`: held exclusively by the one builder (a thread of one worker) while it writes the
   archive in place, its progress in `album-<version>.map` beside it (archive_stream.py). Responses start at once with
-  the exact size (the layout comes from the plan) and read the archive while it is written, waiting for
-  bytes not yet there; so 8 parallel ranges from a download manager cost one build and none waits for another;
+  the exact size (the layout comes from the plan) and read the archive while it is written, sending photos
+  not in place yet from their own files where they can (archive_body.py), else waiting for them; so 8
+  parallel ranges from a download manager cost one build and none waits for another;
 - the response that closes last gets `.lock` exclusively without waiting, and removes the archive, its record
   and both lock files; the builder holds `.lock` shared too, until its build ends. An archive opened before its
   removal stays readable to the responses still sending it.
@@ -27,13 +28,10 @@ import functools
 import io
 import logging
 import os
-import select
-import socket
-import ssl
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,8 +48,9 @@ from ..errors import AppError
 from ..lockfiles import is_current
 from ..logs import FILE_BODY
 from ..zip_layout import Layout
+from .archive_body import HeadersFirst
 from .ranges import Delivery, OnClose, normalise_range, not_modified
-from .sendfile import ResponseFile, serve_file
+from .sendfile import serve_file
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,6 @@ NO_SPACE = {errno.ENOSPC, errno.EDQUOT}
 CHECK_STEP = 64  # photos checked between looks at the clock
 FAILED_MEMORY = 600.0  # seconds a failed build makes this process check every photo before the first byte
 _failed_lately: dict[str, float] = {}  # archive name -> when this process saw its build fail
-STREAM_CHUNK = 1024 * 1024
-SEND_WAIT = 60.0  # seconds a send waits for a client that reads nothing
 
 
 class ArchiveUnavailable(AppError):
@@ -84,6 +81,7 @@ class SharedArchive:
     _lock_fd: int = field(repr=False)
     _released: bool = field(default=False, repr=False)
     linger: float = 0.0  # seconds the files stay after the last user left (ARCHIVE_LINGER_SECONDS)
+    paths: Sequence[str | None] | None = None  # each photo's local file (None: not on this disk), if asked
 
     def release(self) -> None:
         """Close the file; the last response using this version removes it and its lock files (after `linger`
@@ -95,55 +93,6 @@ class SharedArchive:
             _remember_failure(self.path)
         self.file.close()
         _leave(self._lock_fd, self.lock_path, self.path, self.linger)
-
-
-class HeadersFirst:
-    """The body of a growing archive, sent by iteration: first an empty chunk, since gunicorn sends the headers
-    with the first chunk and the first bytes of a range may not be written yet; then the bytes as they are
-    written, moving the window's position so that its Delivery says what went out. close() closes the body.
-
-    Under gunicorn (its plain-TCP client socket in the environ) the written bytes go out with sendfile(2) from
-    the archive straight to the socket, as much as is written at a time: Python copying 1 MiB chunks would cap
-    a "Download all" at a few hundred MB/s. Elsewhere (TLS in gunicorn, other servers, tests) chunks of up to
-    1 MiB are yielded (not ResponseFile's 64 KiB: Python's per-chunk cost would bound the speed)."""
-
-    def __init__(
-        self, body: ResponseFile, growing: archive_stream.GrowingArchive, stop: int, peer: socket.socket | None = None
-    ) -> None:
-        self._body, self._growing, self._stop = body, growing, stop
-        self._peer = peer if isinstance(peer, socket.socket) and not isinstance(peer, ssl.SSLSocket) else None
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield b""
-        if self._peer is not None:
-            self._send_directly(self._peer)
-        while (position := self._body.tell()) < self._stop:
-            self._growing.seek(position)
-            chunk = self._growing.read(min(STREAM_CHUNK, self._stop - position))
-            if not chunk:
-                break
-            self._body.seek(position + len(chunk))
-            yield chunk
-        self._body.read()  # asked past the end: the window went out whole (ResponseFile's rule)
-
-    def _send_directly(self, peer: socket.socket) -> None:
-        """sendfile(2) every byte of the window to the client as soon as it is written (waits for the rest)."""
-        out = peer.fileno()
-        while (position := self._body.tell()) < self._stop:
-            end = min(self._growing.ready_until(position), self._stop)
-            while position < end:
-                try:
-                    sent = os.sendfile(out, self._growing.archive_fd, position, end - position)
-                except BlockingIOError:  # a socket with a timeout is non-blocking underneath
-                    select.select([], [out], [], SEND_WAIT)
-                    continue
-                if sent == 0:
-                    raise ConnectionError("the archive ended before its size")
-                position += sent
-                self._body.seek(position)
-
-    def close(self) -> None:
-        self._body.close()
 
 
 def archive_etag(version: str) -> str:
@@ -208,7 +157,7 @@ def archive_response(
     if isinstance(shared.file, archive_stream.GrowingArchive) and body is not None and response.response is not None:
         span = response.content_range if response.status_code == 206 else None
         stop = span.stop if span is not None and span.stop is not None else shared.size
-        response.response = HeadersFirst(body, shared.file, stop, environ.get("gunicorn.socket"))
+        response.response = HeadersFirst(body, shared.file, stop, environ.get("gunicorn.socket"), shared.paths)
     return response
 
 
@@ -272,10 +221,12 @@ def open_streaming(
     fd = _locked(lock_path, fcntl.LOCK_SH)
     try:
         entries = with_crcs(entries, open_source)
+        paths = None if local_paths is None else local_paths([entry.storage_key for entry in entries])
         files = _version_files(path, lock_path)
         build = archive_stream.Build(entries, _layout(version, entries, open_source), files, open_source,
-                                     hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete)
-        file = _join_or_build(build, local_paths, check_seconds)
+                                     hold=lambda: _hold(lock_path, path, linger), on_complete=on_complete,
+                                     background=paths is not None and None not in paths)
+        file = _join_or_build(build, paths, check_seconds)
     except archive_stream.BuildFailed as exc:
         _remember_failure(path)
         _leave(fd, lock_path, path)
@@ -283,7 +234,7 @@ def open_streaming(
     except BaseException:
         _leave(fd, lock_path, path)
         raise
-    return SharedArchive(file, build.layout.total, path, lock_path, fd, linger=linger)
+    return SharedArchive(file, build.layout.total, path, lock_path, fd, linger=linger, paths=paths)
 
 
 def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[str]) -> int:
@@ -305,7 +256,7 @@ def remove_stale(temp_dir: str | os.PathLike[str], lock_dir: str | os.PathLike[s
 
 def _join_or_build(
     build: archive_stream.Build,
-    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None,
+    paths: Sequence[str | None] | None,
     check_seconds: float | None = None,
 ) -> IO[bytes] | archive_stream.GrowingArchive:
     """A reader of the archive; when no builder runs (any worker), become it: check the photos, reserve the
@@ -321,7 +272,7 @@ def _join_or_build(
             return growing
         build_fd = archive_stream.try_build_lock(build.files.build_lock)
         if build_fd is not None:
-            _start(build, build_fd, local_paths, check_seconds)
+            _start(build, build_fd, paths, check_seconds)
             continue
         failed = archive_stream.failure(build)
         if failed is not None:  # the builder still runs, but its build failed: the clear error, not a wait
@@ -333,16 +284,16 @@ def _join_or_build(
 def _start(
     build: archive_stream.Build,
     build_fd: int,
-    local_paths: Callable[[Sequence[str]], Sequence[str | None]] | None,
+    paths: Sequence[str | None] | None,
     check_seconds: float | None,
 ) -> None:
     """As the holder of the build lock: check the local photos' sizes (those `check_seconds` leaves unchecked
     go to the builder), then start the build."""
     try:
-        if local_paths is not None:
+        if paths is not None:
             if check_seconds is not None and _failed_lately_here(build.files.archive):
                 check_seconds = None
-            build.check_rest = _check_sources(build.entries, local_paths, check_seconds)
+            build.check_rest = _check_sources(build.entries, paths, check_seconds)
         archive_stream.prepare(build, build.files.record, build_fd)
     except ArchiveUnavailable:
         os.close(build_fd)
@@ -356,13 +307,12 @@ def _start(
 
 def _check_sources(
     entries: Sequence[ArchiveEntry],
-    local_paths: Callable[[Sequence[str]], Sequence[str | None]],
+    paths: Sequence[str | None],
     seconds: float | None = None,
 ) -> Callable[[], int | None] | None:
     """Every photo on this machine's disk is there with its planned size: one stat each, before any byte, for
     up to `seconds` (None: all). Raises ArchiveUnavailable; returns the check of the photos left (the
     index of the first bad one, or None), or None when none is left."""
-    paths = local_paths([entry.storage_key for entry in entries])
     deadline = None if seconds is None else time.monotonic() + seconds
     for start in range(0, len(entries), CHECK_STEP):
         if deadline is not None and time.monotonic() >= deadline:
