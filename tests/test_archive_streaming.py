@@ -23,6 +23,7 @@ from photoshare import albums
 from photoshare.archive import archive_layout
 from photoshare.extensions import db
 from photoshare.models import Album
+from photoshare.storage import get_storage
 from photoshare.zip_layout import Layout
 from tests.conftest import Site, database_settings, module_instance
 from tests.jobs_support import SlowPhoto, expected_archive
@@ -375,6 +376,32 @@ def test_a_photo_missing_beyond_the_first_check_cuts_the_download_at_once_and_a_
     again = Stream(site, path)
     assert again.status == 200 and again.read_until(again.length) == expected
     again.close()
+    assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
+
+
+def test_a_photo_replaced_on_disk_by_one_of_another_size_is_never_sent(unchecked_site):
+    """Nothing is checked before the first byte, and photo 3 is now another file, 1,000 bytes longer: the
+    response sends photos 0-2 and is cut where photo 3 begins (its file is not of the planned size, so the
+    response leaves it to the builder, which fails the build), never a byte of the other file."""
+    site = unchecked_site
+    album_id, token = site.album(photos=6, side=300, title="Replaced")
+    layout, expected = layout_of(site, album_id), expected_archive(site.app, album_id)
+    with site.app.app_context():
+        photo = db.session.get(Album, album_id).photos[3]
+        path = get_storage().local_path(albums.photo_key(photo))
+    original = path.read_bytes()
+    path.write_bytes(os.urandom(len(original) + 1000))
+    try:
+        response = Stream(site, f"/api/share/{token}/download-all", {"Accept": "application/json"})
+        if response.status == 200:
+            assert response.closed_early()
+            assert len(response.body) <= layout.header_offset(3) and response.body == expected[:len(response.body)]
+        else:  # the builder's checker found the photo before the response could start
+            assert response.status == 500 and b"archive_failed" in response.read_until(response.length)
+        response.close()
+        assert _eventually(lambda: "not built" in site.server.log.read_text())
+    finally:
+        path.write_bytes(original)
     assert nothing_left(site), (os.listdir(site.temp_dir), lock_files(site))
 
 
