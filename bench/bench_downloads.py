@@ -451,7 +451,7 @@ def with_cpu(measure: Callable[[], Timing | float]) -> tuple[float, float]:
 def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds: int, deadline: float,
                  workdir: Path, nginx_port: int | None, nginx_root: Path) -> None:
     """Each round, one after the other on the same warm files: a never-built download by curl, one by a raw
-    socket (and how long its build, at the lowest CPU priority, went on after it), the same archive again
+    socket (and how long its build, at idle CPU priority, went on after it), the same archive again
     while it lingers (built), nginx sending a copy of it (what any server costs over loopback), and `cat` of
     the photos to a file (coreutils copies with copy_file_range: the builder's own work). Interleaved, so that
     the machine's drift (`cat` to a file takes 1 to 9 s of kernel time on the same files) hits all alike; the

@@ -82,7 +82,7 @@ class Build:
     # the copying reaches it, so the visitor's download is cut early and the next request gets a clear error.
     check_rest: Callable[[], int | None] | None = None
     # Readers send photos not yet in place from their own files (delivery/archive_body.py), so no download
-    # waits for this build: it runs at the lowest CPU priority, on what the downloads leave of the machine.
+    # waits for this build: it runs at idle CPU priority, on what the downloads leave of the machine.
     background: bool = False
 
 
@@ -263,9 +263,11 @@ def _run(build: Build, archive_fd: int, record: Record, build_fd: int, release: 
 
 
 def _lower_priority() -> None:
-    """Give this thread (Linux schedules threads alone) the lowest CPU priority, nice 19."""
+    """Run this thread (Linux schedules threads alone) only when a core would otherwise idle (SCHED_IDLE):
+    at nice 19 it still took a share of a core from the download it is built beside, and its copying (in the
+    kernel, 8 MiB a call) then delayed the download's sends."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError:  # not allowed here: the build runs at the process's priority
         log.warning("archive builder: could not lower its CPU priority", exc_info=True)
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import zipfile
+from os import SCHED_IDLE
 from pathlib import Path
 
 import pytest
@@ -171,7 +172,7 @@ def test_response_starts_at_once_waits_at_the_write_position_and_ranges_elsewher
 
 
 def test_photos_not_yet_in_place_go_out_from_their_own_files_and_a_killed_builder_is_replaced(site, album):
-    """The builder is stuck at photo 0 (a FIFO) at the lowest CPU priority, then killed: a range over every
+    """The builder is stuck at photo 0 (a FIFO) at idle CPU priority, then killed: a range over every
     other photo still comes at once and whole, from the photos' own files, and that response takes over the
     orphaned build; the archive is built once, right, and goes."""
     album_id, token = album
@@ -183,8 +184,8 @@ def test_photos_not_yet_in_place_go_out_from_their_own_files_and_a_killed_builde
     try:
         whole = Stream(site, path)  # starts the build, which waits for photo 0
         builder = builder_of(site, version)
-        assert _eventually(lambda: 19 in _nice_values(builder)), "the builder thread keeps its CPU priority"
-        assert 0 in _nice_values(builder)  # the worker's own threads keep theirs
+        assert _eventually(lambda: SCHED_IDLE in _policies(builder)), "the builder thread keeps its priority"
+        assert 0 in _policies(builder)  # the worker's own threads keep theirs (SCHED_OTHER)
         assert whole.nothing_more_for(0.3) and whole.body == b""  # photo 0 is only the builder's to read
         os.kill(builder, signal.SIGKILL)
         start = layout.header_offset(1)
@@ -424,12 +425,12 @@ def test_aria2c_split_download_of_a_never_built_version_builds_once_and_every_en
     assert site.wait_temp_empty() == []
 
 
-def _nice_values(pid: int) -> set[int]:
-    """The nice value of each thread of process `pid` (field 19 of /proc/<pid>/task/<tid>/stat)."""
+def _policies(pid: int) -> set[int]:
+    """The scheduling policy of each thread of process `pid` (field 41 of /proc/<pid>/task/<tid>/stat)."""
     values = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            values.add(int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]))
+            values.add(int(task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[38]))
         except (FileNotFoundError, ProcessLookupError):
             continue
     return values

@@ -6,8 +6,8 @@ Python buffers (copying 1 MiB chunks would cap a download at a few hundred MB/s)
 - bytes the builder has written are sent from the temp archive;
 - a photo not in place yet whose own file is a regular local file of its planned size is sent from that
   file, its local header from the layout: the same bytes the builder will copy (archive_stream.copy_entry
-  copies the file as it is), so no download waits for the build, and the build (at the lowest CPU priority,
-  archive_stream.Build.background) never slows one. Anything else (a photo in a bucket, missing, of another
+  copies the file as it is), so no download waits for the build, and the build (at idle CPU priority,
+  archive_stream.Build.background) hardly slows one. Anything else (a photo in a bucket, missing, of another
   size, not a regular file) waits for the builder, which fails the build on a bad photo: the response is cut
   short, never sent wrong bytes.
 
@@ -83,8 +83,7 @@ class HeadersFirst:
         layout = self._growing.layout
         index = layout.piece_at(position)
         path = None if index is None or self._paths is None else self._paths[index]
-        fd = None if path is None or index is None else _open_regular(path, layout.sizes[index])
-        if fd is None or index is None:
+        if index is None or path is None or (fd := _open_regular(path, layout.sizes[index])) is None:
             return False
         self._check_builder()
         try:
