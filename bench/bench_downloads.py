@@ -387,11 +387,12 @@ def wait_built(log: Path, count: int, timeout: float) -> None:
 
 def aria2c_download(url: str, out: Path, log: Path, timeout: float) -> tuple[float, int]:
     """`aria2c -x 8 -s 8` of a never-built version: (seconds, archive builds the server logged meanwhile)."""
-    before = log.read_text(errors="replace").count("built archive")
+    before = built_count(log)
     seconds = timed(["aria2c", "-x", "8", "-s", "8", "-q", "--file-allocation=none", "--allow-overwrite=true",
                      "--auto-file-renaming=false", "-d", str(out.parent), "-o", out.name, url], timeout)
-    time.sleep(0.5)  # the builder logs as it ends, a moment after the last byte
-    return seconds, log.read_text(errors="replace").count("built archive") - before
+    wait_built(log, before + 1, 60)  # the builder (idle priority) logs as it ends, maybe after the last byte
+    time.sleep(0.5)  # a second build would have logged by now too
+    return seconds, built_count(log) - before
 
 
 def drop_caches() -> bool:
@@ -468,7 +469,7 @@ def side_by_side(port: int, path: str, instance: Path, files: list[Path], rounds
         builds = built_count(log)
         row["never"] = with_cpu(lambda: raw_download(port, path))
         waited = time.perf_counter()
-        wait_built(log, builds + 1, deadline)  # the builder, at the lowest priority, ends after the download
+        wait_built(log, builds + 1, deadline)  # the builder, at idle priority, may end after the download
         row["build after"] = (time.perf_counter() - waited, 0.0)
         row["built"] = with_cpu(lambda: raw_download(port, path))
         if nginx_port is not None:
