@@ -188,6 +188,7 @@ def test_photos_not_yet_in_place_go_out_from_their_own_files_and_a_killed_builde
         assert 0 in _policies(builder)  # the worker's own threads keep theirs (SCHED_OTHER)
         assert whole.nothing_more_for(0.3) and whole.body == b""  # photo 0 is only the builder's to read
         os.kill(builder, signal.SIGKILL)
+        assert _eventually(lambda: not _alive(builder), timeout=10)  # its build lock is free once it is gone
         start = layout.header_offset(1)
         rest = Stream(site, path, {"Range": f"bytes={start}-"})  # the other worker, the builder dead
         assert rest.status == 206 and rest.read_until(rest.length, timeout=10) == expected[start:]
