@@ -46,7 +46,7 @@ def main() -> int:
         servers = {}
         for name, root in (("after", bench.ROOT), ("before", tree)):
             port = bench.free_port()
-            process = _start(root, work / f"{name}-instance", port, work / f"{name}.log")
+            process = bench.start_gunicorn(work / f"{name}-instance", port, work / f"{name}.log", root)
             cleanup.callback(bench.stop, process)
             servers[name] = (port, work / f"{name}-instance" / "tmp")
         files = sorted(originals.iterdir())
@@ -60,15 +60,6 @@ def _copy_instance(source: Path, target: Path) -> None:
     for database in target.glob("*.db"):
         database.unlink()
         shutil.copyfile(source / database.name, database)
-
-
-def _start(root: Path, instance: Path, port: int, log: Path) -> subprocess.Popen:
-    """gunicorn serving the code at `root`, as bench_downloads starts this checkout's."""
-    bench.ROOT, here = root, bench.ROOT
-    try:
-        return bench.start_gunicorn(instance, port, log)
-    finally:
-        bench.ROOT = here
 
 
 def _rounds(servers: dict[str, tuple[int, Path]], path: str, files: list[Path], out: Path, rounds: int) -> None:

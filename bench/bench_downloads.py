@@ -177,7 +177,8 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-def start_gunicorn(instance: Path, port: int, log: Path) -> subprocess.Popen:
+def start_gunicorn(instance: Path, port: int, log: Path, root: Path = ROOT) -> subprocess.Popen:
+    """gunicorn serving the code at `root` (this checkout, or another's: bench_before_after.py)."""
     env = {
         **os.environ,
         "PHOTOSHARE_INSTANCE": str(instance),
@@ -187,7 +188,7 @@ def start_gunicorn(instance: Path, port: int, log: Path) -> subprocess.Popen:
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
     wait_for_port(port, process)
     return process

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import io
 import logging
 import os
@@ -392,15 +393,10 @@ class GrowingArchive(io.RawIOBase):
     def written_until(self, offset: int) -> int:
         """Where the written bytes from `offset` end, without waiting: `offset` itself when none is written yet
         (raises BuildFailed)."""
-        if offset >= self.size or self.complete_now():
+        if offset >= self.size or self._complete:
             return self.size
-        layout, state = self._build.layout, self._record.state()
-        if state == FAILED:
-            raise self._record.failure(self._build.entries) or BuildFailed(None)
-        index = layout.piece_at(offset)
-        if index is None:
-            return layout.total  # the central directory, written before any reader came
-        return self._run_end(index) if self._record.is_done(index) else offset
+        end = self._look(functools.partial(self._written_end, self._build.layout.piece_at(offset)))
+        return offset if end is None else end
 
     def _ready_until(self, offset: int) -> int:
         """Where the written bytes from `offset` end, waiting until there is at least one."""
@@ -410,15 +406,14 @@ class GrowingArchive(io.RawIOBase):
         index = layout.piece_at(offset)
         if index is not None and not self._record.is_done(index):
             self._record.want(index)
+        return self._wait(functools.partial(self._written_end, index))
 
-        def ready(state: int) -> int | None:
-            if index is None and state >= FIXED:
-                return layout.total
-            if index is not None and self._record.is_done(index):
-                return self._run_end(index)
-            return None
-
-        return self._wait(ready)
+    def _written_end(self, index: int | None, state: int) -> int | None:
+        """Where the written bytes from piece `index` (None: the central directory) end, or None while it is not
+        written; `state` is the record's."""
+        if index is None:
+            return self._build.layout.total if state >= FIXED else None
+        return self._run_end(index) if self._record.is_done(index) else None
 
     def _run_end(self, index: int) -> int:
         """Where the written bytes from piece `index` (written) end: past the pieces written after it too, so a
@@ -438,13 +433,7 @@ class GrowingArchive(io.RawIOBase):
         """Poll the record until `ready(state)` gives a position, or the archive is complete (its end)."""
         delay, waited, deadline = POLL_FIRST, 0.0, time.monotonic() + STALL_LIMIT
         while True:
-            state = self._record.state()
-            if state == COMPLETE:
-                self._complete = True
-                return self._build.layout.total
-            if state == FAILED:
-                raise self._record.failure(self._build.entries) or BuildFailed(None)
-            position = ready(state)
+            position = self._look(ready)
             if position is not None:
                 return position
             time.sleep(delay)
@@ -457,6 +446,16 @@ class GrowingArchive(io.RawIOBase):
                     log.error("archive %s: no progress in %.0f s, response ended", self._build.files.archive.name,
                               STALL_LIMIT)
                     raise BuildFailed(None)
+
+    def _look(self, ready: Callable[[int], int | None]) -> int | None:
+        """One look at the record: the archive's end once it is complete, else `ready(state)`; raises BuildFailed."""
+        state = self._record.state()
+        if state == COMPLETE:
+            self._complete = True
+            return self._build.layout.total
+        if state == FAILED:
+            raise self._record.failure(self._build.entries) or BuildFailed(None)
+        return ready(state)
 
     def take_over_if_orphaned(self) -> None:
         """Build the rest here when the builder died (its lock is free, the archive neither done nor failed)."""
